@@ -1,0 +1,27 @@
+"""sie-config's metrics, with the original's names (reference §9) plus a few of ours."""
+
+from __future__ import annotations
+
+from sie_actors.http.metrics import ServiceMetrics
+
+from sie_config.state import ConfigState
+
+
+class ConfigMetrics(ServiceMetrics):
+    def __init__(self) -> None:
+        super().__init__("sie_config")
+        self.epoch = self.gauge("epoch", "Config epoch of the last creating write")
+        self.models_total = self.gauge("models_total", "Models in the registry", ("source",))
+        self.nats_connected = self.gauge("nats_connected", "1 while connected to NATS")
+        self.nats_publishes = self.counter("nats_publishes", "Delta publishes by outcome",
+                                           ("result",))
+        self.store_writes = self.counter("store_writes", "Config store writes",
+                                         ("op", "result"))
+        self.supervisor_restarts = self.counter("actor_restarts", "Actor restarts", ("actor",))
+
+    def on_state(self, state: ConfigState) -> None:
+        self.epoch.set(state.epoch)
+        total = len(state.registry.list_models())
+        api = len(state.api_models)
+        self.models_total.labels("api").set(api)
+        self.models_total.labels("filesystem").set(max(total - api, 0))

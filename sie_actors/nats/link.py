@@ -1,0 +1,245 @@
+"""The one place that touches asyncio: a nats-py client living inside a trio-asyncio loop.
+
+nats-py is asyncio-only, and everything else in this project is trio. `NatsLink.run` opens a
+trio-asyncio loop, keeps a client connected under a bounded-attempt connect loop, and turns the
+client's asyncio callbacks into trio-side facts: a `connected` flag, a counter of (re)connects, and
+memory channels of received messages. Other trio tasks call `publish_confirmed` and `subscribe`;
+those methods pass the loop explicitly, so callers need no asyncio context of their own.
+
+Why the connect loop is ours and not nats-py's: nats-py's initial `connect()` retries for minutes
+when the server is down (and forever with `max_reconnect_attempts=-1`), so a service would never
+start. We bound each attempt with a trio deadline, back off, and try again in the background while
+the service already serves. After the first success nats-py's own reconnect logic takes over.
+
+Why publishing is "confirmed": `publish()` only appends to a buffer, and a message appended just
+before a connection loss is dropped silently. A bounded `flush()` (PING/PONG) proves the bytes
+reached the server, but returns at once while reconnecting, so `is_connected` is checked both
+before publishing and after the flush.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import nats
+import nats.errors
+import trio
+import trio_asyncio
+
+from sie_actors.runtime.backoff import Backoff
+
+log = logging.getLogger("sie_actors.nats")
+
+
+@dataclass(frozen=True)
+class NatsSettings:
+    url: str
+    name: str = "sie-actors"
+    # A paused server sends no TCP reset: only missed PINGs reveal it. With 2 s and 2 outstanding
+    # pings a silent partition is noticed in about 4-6 s (nats-py's default would take minutes).
+    ping_interval: float = 2.0
+    max_outstanding_pings: int = 2
+    connect_timeout: float = 2.0
+    reconnect_time_wait: float = 0.5
+    flush_timeout: float = 1.0
+
+
+@dataclass(frozen=True)
+class PublishReport:
+    """What a batch publish could prove: the subjects confirmed by a server round trip."""
+
+    confirmed: tuple[bool, ...]
+
+    @property
+    def all_confirmed(self) -> bool:
+        return all(self.confirmed)
+
+    @property
+    def none_confirmed(self) -> bool:
+        return not any(self.confirmed)
+
+
+class NatsLink:
+    """A supervised NATS connection exposed to trio code.
+
+    `on_reconnect` callbacks run (in trio) after every successful connect or reconnect, so
+    consumers can close any gap they missed while disconnected (CONTRACT §2 item 2).
+    """
+
+    def __init__(
+        self,
+        settings: NatsSettings,
+        *,
+        on_state_change: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._client: nats.NATS | None = None
+        self._loop = None
+        self._connected = False
+        self._on_state_change = on_state_change
+        self._reconnects: list[trio.MemorySendChannel[int]] = []
+        self._subscriptions: list[tuple[str, trio.MemorySendChannel[bytes]]] = []
+        self.connect_count = 0
+        self._running = trio.Event()
+
+    # ---- facts other tasks may read -------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        client = self._client
+        return self._connected and client is not None and client.is_connected
+
+    def reconnect_events(self, buffer: int = 16) -> trio.MemoryReceiveChannel[int]:
+        """A channel that receives the connect count after each (re)connect; latest wins."""
+        send, receive = trio.open_memory_channel[int](buffer)
+        self._reconnects.append(send)
+        return receive
+
+    # ---- lifecycle --------------------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio_asyncio.open_loop() as loop:
+            self._loop = loop
+            self._running.set()
+            task_status.started()
+            try:
+                await self._connect_forever()
+                await trio.sleep_forever()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self._close()
+
+    async def _connect_forever(self) -> None:
+        backoff = Backoff(initial=0.1, maximum=2.0)
+        while True:
+            client = nats.NATS()
+            attempt_deadline = self.settings.connect_timeout + 1.0
+            with trio.move_on_after(attempt_deadline):
+                try:
+                    await self._aio(client.connect)(
+                        servers=[self.settings.url],
+                        name=self.settings.name,
+                        connect_timeout=math.ceil(self.settings.connect_timeout),
+                        reconnect_time_wait=self.settings.reconnect_time_wait,
+                        max_reconnect_attempts=-1,
+                        ping_interval=self.settings.ping_interval,
+                        max_outstanding_pings=self.settings.max_outstanding_pings,
+                        disconnected_cb=self._aio_disconnected,
+                        reconnected_cb=self._aio_reconnected,
+                        error_cb=self._aio_error,
+                        closed_cb=self._aio_closed,
+                    )
+                except Exception as exc:  # nats-py raises a zoo of types; all mean "not yet"
+                    log.info("NATS connect to %s failed: %s", self.settings.url, exc)
+            if client.is_connected:
+                self._client = client
+                for subject, send in self._subscriptions:
+                    await self._attach(subject, send)
+                await self._mark_connected()
+                return
+            await self._discard(client)
+            await trio.sleep(backoff.next_delay())
+
+    async def _discard(self, client: nats.NATS) -> None:
+        with trio.move_on_after(1.0):
+            try:
+                await self._aio(client.close)()
+            except Exception:
+                pass
+
+    async def _close(self) -> None:
+        client, self._client = self._client, None
+        self._set_connected(False)
+        if client is not None:
+            await self._discard(client)
+
+    # ---- publishing -------------------------------------------------------------------------
+    async def publish_confirmed(self, messages: Sequence[tuple[str, bytes]]) -> PublishReport:
+        """Publish a batch and prove delivery with one bounded flush.
+
+        A message counts as confirmed only if the connection was up before it was published and
+        is still up after a successful PING/PONG that follows it.
+        """
+        if not messages:
+            return PublishReport(())
+        client = self._client
+        if client is None or not self.connected:
+            return PublishReport(tuple(False for _ in messages))
+        sent: list[bool] = []
+        for subject, payload in messages:
+            if not client.is_connected:
+                sent.append(False)
+                continue
+            try:
+                await self._aio(client.publish)(subject, payload)
+                sent.append(True)
+            except Exception as exc:
+                log.warning("NATS publish on %s failed: %s", subject, exc)
+                sent.append(False)
+        flushed = False
+        if any(sent):
+            with trio.move_on_after(self.settings.flush_timeout + 0.5):
+                try:
+                    await self._aio(client.flush)(timeout=self.settings.flush_timeout)
+                    flushed = client.is_connected
+                except Exception as exc:
+                    log.warning("NATS flush failed: %s", exc)
+        return PublishReport(tuple(ok and flushed for ok in sent))
+
+    # ---- subscribing ------------------------------------------------------------------------
+    async def subscribe(self, subject: str, buffer: int = 1024) -> trio.MemoryReceiveChannel[bytes]:
+        """Messages of `subject`, delivered in order, with back-pressure (never dropped here).
+
+        The subscription is (re)attached on every fresh client; nats-py itself re-subscribes
+        after a reconnect of the same client.
+        """
+        await self._running.wait()
+        send, receive = trio.open_memory_channel[bytes](buffer)
+        self._subscriptions.append((subject, send))
+        if self._client is not None and self._client.is_connected:
+            await self._attach(subject, send)
+        return receive
+
+    async def _attach(self, subject: str, send: trio.MemorySendChannel[bytes]) -> None:
+        forward = trio_asyncio.trio_as_aio(send.send, loop=self._loop)
+
+        async def on_message(msg) -> None:  # runs in asyncio
+            await forward(msg.data)
+
+        await self._aio(self._client.subscribe)(subject, cb=on_message)
+
+    # ---- asyncio callbacks ------------------------------------------------------------------
+    async def _aio_disconnected(self) -> None:
+        await trio_asyncio.trio_as_aio(self._async_set_connected, loop=self._loop)(False)
+
+    async def _aio_reconnected(self) -> None:
+        await trio_asyncio.trio_as_aio(self._mark_connected, loop=self._loop)()
+
+    async def _aio_closed(self) -> None:
+        await trio_asyncio.trio_as_aio(self._async_set_connected, loop=self._loop)(False)
+
+    async def _aio_error(self, exc: Exception) -> None:
+        log.info("NATS client error: %s", exc)
+
+    async def _async_set_connected(self, value: bool) -> None:
+        self._set_connected(value)
+
+    async def _mark_connected(self) -> None:
+        self._set_connected(True)
+        self.connect_count += 1
+        for send in self._reconnects:
+            try:
+                send.send_nowait(self.connect_count)
+            except trio.WouldBlock:
+                pass  # the consumer is behind; it will see a later count, which is all it needs
+
+    def _set_connected(self, value: bool) -> None:
+        if value != self._connected:
+            log.info("NATS %s (%s)", "connected" if value else "disconnected", self.settings.url)
+        self._connected = value
+        if self._on_state_change is not None:
+            self._on_state_change(value)
+
+    def _aio(self, fn):
+        return trio_asyncio.aio_as_trio(fn, loop=self._loop)

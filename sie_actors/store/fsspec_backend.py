@@ -1,0 +1,90 @@
+"""Backend for any fsspec filesystem (memory:// for tests, s3://, gs://, ...).
+
+Only generic fsspec calls are used, so no cloud SDK specifics live here. Object stores have no
+rename, so each write is one ``pipe_file`` (a single PUT): atomic per object (readers see the
+old or the new object, never part of one) but with no compare-and-swap, hence last writer wins.
+That is safe only under the single-writer assumption of sie-config (one replica per store).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from sie_actors.store.errors import StoreUnavailable
+
+
+class FsspecBackend:
+    """Files under ``root`` of an fsspec filesystem.
+
+    Remote client libraries raise many unrelated exception types (botocore, google-auth,
+    aiohttp, ...), so any exception other than "not found" becomes StoreUnavailable here.
+    """
+
+    def __init__(self, fs: Any, root: str) -> None:
+        self._fs = fs
+        self._root = root.rstrip("/")
+
+    @property
+    def location(self) -> str:
+        return str(self._fs.unstrip_protocol(self._root))
+
+    def _path(self, rel: str) -> str:
+        return f"{self._root}/{rel}" if self._root else rel
+
+    def _url(self, path: str) -> str:
+        return str(self._fs.unstrip_protocol(path))
+
+    def read_bytes(self, rel: str) -> bytes | None:
+        path = self._path(rel)
+        try:
+            return bytes(self._fs.cat_file(path))
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise StoreUnavailable(f"cannot read {self._url(path)}: {exc}") from exc
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        path = self._path(rel)
+        try:
+            self._fs.pipe_file(path, data)
+        except Exception as exc:
+            raise StoreUnavailable(f"cannot write {self._url(path)}: {exc}") from exc
+
+    def delete(self, rel: str) -> bool:
+        path = self._path(rel)
+        try:
+            self._fs.rm_file(path)
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            raise StoreUnavailable(f"cannot delete {self._url(path)}: {exc}") from exc
+        return True
+
+    def exists(self, rel: str) -> bool:
+        # fs.exists() answers False on *any* error; info() lets real failures through.
+        path = self._path(rel)
+        try:
+            self._fs.info(path)
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            raise StoreUnavailable(f"cannot stat {self._url(path)}: {exc}") from exc
+        return True
+
+    def list_names(self, rel_dir: str) -> list[str]:
+        path = self._path(rel_dir)
+        try:
+            # Listings are cached by some implementations (s3fs); another process may have
+            # written since, and a restore must see everything.
+            self._fs.invalidate_cache(path)
+            entries = self._fs.ls(path, detail=True)
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            raise StoreUnavailable(f"cannot list {self._url(path)}: {exc}") from exc
+        return [
+            posixpath.basename(entry["name"].rstrip("/"))
+            for entry in entries
+            if entry.get("type") == "file"
+        ]

@@ -1,0 +1,57 @@
+"""Turning a store URL into a backend.
+
+Local paths get our own backend rather than fsspec's local filesystem, because crash
+consistency needs fsync + rename + directory fsync, which fsspec's ``pipe_file`` does not do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fsspec.core
+
+from sie_actors.store.backend import Backend
+from sie_actors.store.errors import StoreBackendMissing, StoreUnavailable
+from sie_actors.store.fsspec_backend import FsspecBackend
+from sie_actors.store.local_backend import LocalBackend
+
+_LOCAL_SCHEMES = ("file://", "local://")
+
+
+def open_backend(url: str) -> Backend:
+    """Pick the backend for ``url``: a path or ``file://`` is local, any other scheme is fsspec.
+
+    Raises ValueError for an empty URL or an unknown scheme, StoreBackendMissing when the
+    scheme's optional package is not installed, StoreUnavailable when the store cannot be set up.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError("store URL is empty")
+    url = url.strip()
+    for scheme in _LOCAL_SCHEMES:
+        if url.startswith(scheme):
+            return _open_local(url[len(scheme) :])
+    if "://" not in url:
+        return _open_local(url)
+    return _open_fsspec(url)
+
+
+def _open_local(path: str) -> LocalBackend:
+    if not path:
+        raise ValueError("store URL names no directory")
+    # Absolute now, so a later chdir of the process cannot move the store.
+    return LocalBackend.open(Path(path).expanduser().absolute())
+
+
+def _open_fsspec(url: str) -> FsspecBackend:
+    try:
+        fs, root = fsspec.core.url_to_fs(url)
+    except ImportError as exc:
+        raise StoreBackendMissing(
+            f"store URL {url!r} needs an optional package that is not installed: {exc} "
+            "(s3:// needs s3fs, gs:// needs gcsfs)"
+        ) from exc
+    except ValueError as exc:
+        raise ValueError(f"store URL {url!r} is not usable: {exc}") from exc
+    except Exception as exc:
+        raise StoreUnavailable(f"cannot set up store {url!r}: {exc}") from exc
+    return FsspecBackend(fs, root)
