@@ -58,14 +58,21 @@ def initial_state(settings: ConfigSettings, store: ConfigStore | None) -> Config
             # A read-only store without a generation file: serve reads under a temporary one.
             log.warning("could not persist a generation (%s); using a temporary one", exc)
         if settings.restore:
-            for model_id, text in sorted(store.load_all_models().items()):
+            stored = sorted(store.load_all_models().items())
+            documents, sources = [], []
+            for model_id, text in stored:
                 try:
-                    registry, plan = registry.append(parse_model_yaml(text))
+                    documents.append(parse_model_yaml(text))
+                    sources.append((model_id, text))
                 except DomainError as exc:
                     log.error("Failed to restore model %s: %s", model_id, exc.message)
+            registry, results = registry.append_many(documents)
+            for (model_id, text), result in zip(sources, results):
+                if isinstance(result, DomainError):
+                    log.error("Failed to restore model %s: %s", model_id, result.message)
                     continue
-                raw[plan.model_id] = text
-                api.add(plan.model_id)
+                raw[result.model_id] = text
+                api.add(result.model_id)
     log.info("registry: %d bundles, %d models (%d from the store), epoch %d, generation %s",
              len(registry.list_bundles()), len(registry.list_models()), len(api), epoch,
              generation)

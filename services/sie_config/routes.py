@@ -6,12 +6,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Callable
 
-import orjson
 import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from sie_actors.domain.errors import BundleNotFound, ModelNotFound, ParseError
+from sie_actors.domain.errors import BundleNotFound, ModelNotFound
 from sie_actors.domain.ids import validate_model_id
 from sie_actors.domain.resolve import resolve
 from sie_actors.domain.snapshot import bundle_yaml_view
@@ -21,15 +20,6 @@ from sie_actors.http.auth import Tokens, token_id
 from sie_actors.runtime import ActorRef, AskTimeout
 
 from sie_config.writer import StateCell, WriteModel, WriteOutcome
-
-
-def parse_json_body(data: bytes) -> object:
-    if not data.strip():
-        return {}
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise ParseError(f"Invalid JSON: {exc}") from exc
 
 
 def query_flag(name: str) -> bool:
@@ -91,9 +81,8 @@ def mount(app: QuartTrio, cell: StateCell, tokens: Tokens, writer: ActorRef,
     @app.post("/v1/configs/resolve")
     async def resolve_route() -> Response:
         guard_read(tokens)
-        state = cell.current
-        body = parse_json_body(await request.get_data(cache=False, as_text=False))
-        return json_response(resolve(state.registry, body))
+        body = await request.get_data(cache=False, as_text=False)
+        return json_response(resolve(cell.current.registry, body))
 
     @app.get("/v1/configs/bundles")
     async def list_bundles() -> Response:

@@ -14,23 +14,7 @@ from typing import Mapping
 
 from sie_actors.http.auth import Tokens
 from sie_actors.seed import default_dir
-
-
-def env_flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("true", "1", "yes", "on")
-
-
-def env_float(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise SystemExit(f"{name} must be a number, got {raw!r}") from exc
-    if value <= 0:
-        raise SystemExit(f"{name} must be positive, got {raw!r}")
-    return value
+from sie_actors.settings import env_flag, env_float
 
 
 def producer_id(environ: Mapping[str, str]) -> str:

@@ -20,7 +20,7 @@ import orjson
 import trio
 
 from sie_actors.actors.publisher import FAILED_WARNING, PublishDeltas, PublishResult
-from sie_actors.domain.delta import ConfigDelta, dump_model_yaml
+from sie_actors.domain.delta import ConfigDelta
 from sie_actors.domain.conflicts import check_content_conflicts
 from sie_actors.domain.errors import DomainError
 from sie_actors.domain.model_config import parse_model_yaml
@@ -141,7 +141,7 @@ class WriterActor(Actor):
         return outcome
 
     async def _commit(self, state: ConfigState, plan: AppendPlan) -> WriteOutcome:
-        yaml_text = dump_model_yaml(plan.merged_config)
+        yaml_text = plan.merged_yaml
         # After a failed commit the store may already hold the epoch it tried to write, so the
         # next one starts above it: an epoch is never reused for a different write.
         epoch = max(state.epoch, self.book.epoch_floor) + 1

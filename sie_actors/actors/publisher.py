@@ -12,18 +12,11 @@ import logging
 from dataclasses import dataclass
 from typing import Sequence
 
-from sie_actors.domain.delta import ConfigDelta
+from sie_actors.domain.delta import ALL_SUBJECT, ConfigDelta, bundle_subject
 from sie_actors.nats.link import NatsLink
 from sie_actors.runtime import Actor
 
 log = logging.getLogger("sie_actors.publisher")
-
-ALL_SUBJECT = "sie.config.models._all"
-
-
-def bundle_subject(bundle_id: str) -> str:
-    return f"sie.config.models.{bundle_id}"
-
 
 @dataclass(frozen=True)
 class PublishDeltas:

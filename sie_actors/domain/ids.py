@@ -23,6 +23,10 @@ MSG_DOUBLE_UNDERSCORE = (
     "Model ID must not contain '__' (reserved: '/' is stored as '__' in file names)."
 )
 
+MSG_UNDERSCORE_SLASH = (
+    "Model ID must not have '_' right before '/' (its store file name would be ambiguous)."
+)
+
 STORE_SEPARATOR = "__"
 
 
@@ -38,6 +42,8 @@ def validate_model_id(value: object) -> str:
         raise InvalidModelId(MSG_INVALID_CHARS)
     if STORE_SEPARATOR in value:
         raise InvalidModelId(MSG_DOUBLE_UNDERSCORE)
+    if "_/" in value:  # "a_/b" would be stored as "a___b", which reads back as "a/_b"
+        raise InvalidModelId(MSG_UNDERSCORE_SLASH)
     if value == "status" or value.endswith("/status"):
         raise InvalidModelId(MSG_STATUS_SUFFIX)
     return value

@@ -59,7 +59,34 @@ def parse_model_yaml(body: bytes | str) -> dict[str, Any]:
         raise ParseError(f"Invalid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ParseError(MSG_NOT_MAPPING)
+    check_expanded_size(data)
     return data
+
+
+MAX_EXPANDED_NODES = 1_000_000
+
+
+def check_expanded_size(value: object, limit: int = MAX_EXPANDED_NODES) -> None:
+    """Refuse documents that YAML aliases make huge once expanded ("billion laughs").
+
+    ``safe_load`` shares aliased nodes, so a small body can stand for an astronomically large
+    value; JSON export, hashing and comparison would then expand it. Counting nodes as a
+    serializer would visit them bounds that work before anything else touches the value.
+    """
+    stack = [value]
+    seen = 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > limit:
+            raise ParseError(
+                f"Document is too large: more than {limit} values once YAML aliases are expanded"
+            )
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
 
 
 def adapter_module(adapter_path: str) -> str:

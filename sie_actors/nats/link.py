@@ -19,6 +19,7 @@ before publishing and after the flush.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from dataclasses import dataclass
@@ -145,7 +146,9 @@ class NatsLink:
         with trio.move_on_after(1.0):
             try:
                 await self._aio(client.close)()
-            except Exception:
+            except (Exception, asyncio.CancelledError):
+                # Closing is best effort: at shutdown the loop may already be cancelling its
+                # tasks, and a half-open client has nothing worth saving.
                 pass
 
     async def _close(self) -> None:

@@ -45,3 +45,36 @@ async def start_config(nursery: trio.Nursery, **env: str) -> RunningService:
 
     urls = await nursery.start(runner)
     return RunningService(url=urls[0], shutdown=shutdown, done=done)
+
+
+async def start_gateway(nursery: trio.Nursery, workers: tuple[str, ...] = (),
+                        **env: str) -> RunningService:
+    from sie_gateway.main import run_service as run_gateway
+    from sie_gateway.settings import GatewaySettings
+
+    environ = {k: v for k, v in base_env(**env).items()
+               if k not in ("SIE_BUNDLES_DIR", "SIE_MODELS_DIR") or k in env}
+    settings = GatewaySettings.from_env(environ, workers=workers, host="127.0.0.1", port=0)
+    shutdown, done = trio.Event(), trio.Event()
+
+    async def runner(task_status=trio.TASK_STATUS_IGNORED):
+        try:
+            await run_gateway(settings, shutdown, task_status=task_status)
+        finally:
+            done.set()
+
+    urls = await nursery.start(runner)
+    return RunningService(url=urls[0], shutdown=shutdown, done=done)
+
+
+async def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
+    """Await `predicate()` (sync or async) until truthy, polling; fail after `timeout` s."""
+    import inspect
+    with trio.fail_after(timeout):
+        while True:
+            value = predicate()
+            if inspect.isawaitable(value):
+                value = await value
+            if value:
+                return value
+            await trio.sleep(0.01)

@@ -81,3 +81,11 @@ def test_store_stems_round_trip() -> None:
 
 def test_canonical_lower() -> None:
     assert canonical_lower("TEST/Model") == canonical_lower("test/model") == "test/model"
+
+
+def test_underscore_before_slash_is_refused():
+    """`a_/b` and `a/_b` would share a store file; only the one that reads back is allowed."""
+    with pytest.raises(InvalidModelId, match="ambiguous"):
+        validate_model_id("org_/model")
+    assert validate_model_id("org/_model") == "org/_model"
+    assert model_id_from_stem(store_file_stem("org/_model")) == "org/_model"

@@ -171,3 +171,25 @@ def test_json_incompatible_documents_are_a_422(value: object) -> None:
     with pytest.raises(ValidationFailed) as info:
         ensure_json_compatible({"sie_id": "a/b", "extra": value})
     assert "JSON" in info.value.message
+
+
+def _alias_bomb(levels: int) -> str:
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, levels + 1):
+        lines.append(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_is_a_parse_error() -> None:
+    with pytest.raises(ParseError) as info:
+        parse_model_yaml(_alias_bomb(8))
+    assert "aliases" in info.value.message
+
+
+def test_modest_aliases_are_fine() -> None:
+    assert len(parse_model_yaml(_alias_bomb(2))["l2"]) == 10
+
+
+def test_deep_nesting_is_a_parse_error() -> None:
+    with pytest.raises(ParseError):
+        parse_model_yaml("x: " + "[" * 5000 + "]" * 5000)

@@ -1,0 +1,147 @@
+"""sie-gateway assembled.
+
+Supervision tree:
+
+    sie-gateway (Supervisor)
+      nats        NatsLink.run                  (with SIE_NATS_URL)
+      mirror      RegistryMirrorActor           owns the registry mirror
+      deltas      pump: _all subject -> mirror  (with SIE_NATS_URL)
+      poller      EpochPollerActor              (with SIE_CONFIG_SERVICE_URL)
+      workers     WorkerDirectoryActor          one WebSocket session per worker
+      announces   pump: announcements -> workers (with SIE_NATS_URL)
+
+The HTTP server runs beside the tree and reads the mirror cell and worker views.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+import trio
+
+from sie_actors.domain.delta import ALL_SUBJECT
+from sie_actors.domain.errors import DomainError
+from sie_actors.domain.registry import Registry
+from sie_actors.domain.sync import MirrorPosition
+from sie_actors.domain.worker_status import ANNOUNCE_SUBJECT, WorkerAnnouncement
+from sie_actors.http.app import create_app, serve_app
+from sie_actors.nats.link import NatsLink, NatsSettings
+from sie_actors.runtime import ActorRef, Mailbox, Supervisor, actor_child
+from sie_actors.runtime.supervisor import ChildSpec
+from sie_actors.seed import load_seed
+
+from sie_gateway.metrics import GatewayMetrics
+from sie_gateway.mirror import DeltaReceived, MirrorCell, MirrorState, RegistryMirrorActor
+from sie_gateway.poller import EpochPollerActor
+from sie_gateway.readiness import healthy_views
+from sie_gateway.routes import mount
+from sie_gateway.settings import GatewaySettings
+from sie_gateway.workers import Announced, WorkerDirectory, WorkerDirectoryActor
+
+log = logging.getLogger("sie_gateway")
+
+
+def seed_state(settings: GatewaySettings) -> MirrorState:
+    if settings.has_seed:
+        registry = load_seed(settings.bundles_dir, settings.models_dir).registry()
+    else:
+        registry = Registry.empty()
+    return MirrorState(registry, MirrorPosition(0, ""), bootstrapped=False)
+
+
+def pump(link: NatsLink, subject: str, forward):
+    """A supervised child that moves one subject's messages into an actor's mailbox."""
+    async def run(*, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        messages = await link.subscribe(subject)
+        task_status.started()
+        async for raw in messages:
+            await forward(raw)
+    return run
+
+
+def announcements_to(workers: ActorRef):
+    async def forward(raw: bytes) -> None:
+        try:
+            announcement = WorkerAnnouncement.from_json(raw)
+        except DomainError as exc:
+            log.warning("ignoring a bad worker announcement: %s", exc.message)
+            return
+        await workers.tell(Announced(announcement))
+    return forward
+
+
+async def run_service(settings: GatewaySettings, shutdown: trio.Event, *,
+                      task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    metrics = GatewayMetrics()
+    cell = MirrorCell(await trio.to_thread.run_sync(seed_state, settings))
+    metrics.on_state(cell.current)
+    directory = WorkerDirectory()
+
+    def refresh_worker_gauges() -> None:
+        now = trio.current_time()
+        views = list(directory.views())
+        healthy = healthy_views(views, now, settings.heartbeat_timeout)
+        metrics.workers.labels("healthy").set(len(healthy))
+        metrics.workers.labels("unhealthy").set(len(views) - len(healthy))
+        registry = cell.current.registry
+        for bundle in registry.list_bundles():
+            expected = registry.bundle_config_hash(bundle.name)
+            mine = [v for v in healthy if v.status.bundle == bundle.name]
+            acked = sum(1 for v in mine if expected and v.status.bundle_config_hash == expected)
+            metrics.bundle_acked.labels(bundle.name).set(acked)
+            metrics.bundle_pending.labels(bundle.name).set(len(mine) - acked)
+
+    metrics.refreshers.append(refresh_worker_gauges)
+
+    children: list[ChildSpec] = []
+    link = None
+    if settings.nats_url:
+        link = NatsLink(NatsSettings(url=settings.nats_url, name=settings.name,
+                                     ping_interval=settings.nats_ping_interval),
+                        on_state_change=lambda up: metrics.nats_connected.set(1 if up else 0))
+        children.append(ChildSpec("nats", link.run))
+
+    mirror_box = Mailbox(name="mirror")
+    children.append(actor_child("mirror", mirror_box, lambda box: RegistryMirrorActor(
+        cell, config_url=settings.config_url, token=settings.outbound_token,
+        trusted=settings.trusted_producers, timeout=settings.bootstrap_timeout,
+        metrics=metrics, mailbox=box)))
+    if link is not None:
+        async def to_mirror(raw: bytes) -> None:
+            await mirror_box.ref.tell(DeltaReceived(raw))
+        children.append(ChildSpec("deltas", pump(link, ALL_SUBJECT, to_mirror)))
+    if settings.config_url:
+        reconnects = link.reconnect_events() if link is not None else None
+        poller_box = Mailbox(name="poller")
+        children.append(actor_child("poller", poller_box, lambda box: EpochPollerActor(
+            mirror_box.ref, config_url=settings.config_url, token=settings.outbound_token,
+            interval=settings.poll_interval, reconnects=reconnects, metrics=metrics,
+            mailbox=box)))
+    workers_box = Mailbox(name="workers")
+    children.append(actor_child("workers", workers_box, lambda box: WorkerDirectoryActor(
+        directory, static_urls=settings.workers, heartbeat_timeout=settings.heartbeat_timeout,
+        grace=settings.announce_grace, mailbox=box)))
+    if link is not None:
+        children.append(ChildSpec("announces", pump(link, ANNOUNCE_SUBJECT,
+                                                    announcements_to(workers_box.ref))))
+    supervisor = Supervisor("sie-gateway", children, max_restarts=20, window=60.0)
+
+    def ready() -> bool:
+        # Ready once sie-config's snapshot is applied; on a filesystem seed alone, at once.
+        return cell.current.bootstrapped or not settings.config_url
+
+    app = create_app("sie_gateway", metrics)
+    mount(app, cell, directory, settings.tokens, heartbeat_timeout=settings.heartbeat_timeout,
+          ready=ready)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(supervisor.run)
+        async with trio.open_nursery() as http:
+            urls = await http.start(partial(serve_app, app, settings.host, settings.port,
+                                            shutdown))
+            log.info("sie-gateway serving on %s (sie-config: %s, NATS: %s, %d static workers)",
+                     ", ".join(urls), settings.config_url or "-", settings.nats_url or "-",
+                     len(settings.workers))
+            task_status.started(urls)
+        nursery.cancel_scope.cancel()

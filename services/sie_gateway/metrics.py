@@ -1,0 +1,42 @@
+"""sie-gateway's metrics: the original's config-plane names plus resyncs by cause and per-bundle
+acked/pending worker counts (refreshed at scrape time from the live views)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from sie_actors.http.metrics import ServiceMetrics
+
+
+class GatewayMetrics(ServiceMetrics):
+    def __init__(self) -> None:
+        super().__init__("sie_gateway")
+        self.epoch = self.gauge("config_epoch", "Highest config epoch applied on this gateway")
+        self.bootstrap_failures = self.counter("config_bootstrap_failures",
+                                               "Failed bootstraps/resyncs from sie-config")
+        self.bootstrap_degraded = self.gauge("config_bootstrap_degraded",
+                                             "1 until the first bootstrap from sie-config succeeded")
+        self.deltas = self.counter("config_deltas", "Config deltas by kind and result",
+                                   ("kind", "result"))
+        self.resyncs = self.counter("config_resyncs", "Full resyncs from sie-config by cause",
+                                    ("cause",))
+        self.poll_failures = self.counter("config_epoch_poll_failures", "Failed epoch polls")
+        self.nats_connected = self.gauge("nats_connected", "1 while connected to NATS")
+        self.models = self.gauge("config_models", "Models in this gateway's registry")
+        self.workers = self.gauge("workers", "Known workers by health", ("status",))
+        self.bundle_acked = self.gauge("bundle_acked_workers",
+                                       "Healthy workers reporting the expected hash", ("bundle",))
+        self.bundle_pending = self.gauge("bundle_pending_workers",
+                                         "Healthy workers not yet reporting the expected hash",
+                                         ("bundle",))
+        self.refreshers: list[Callable[[], None]] = []
+
+    def on_state(self, state) -> None:
+        self.epoch.set(state.position.epoch)
+        self.models.set(len(state.registry.list_models()))
+        self.bootstrap_degraded.set(0 if state.bootstrapped else 1)
+
+    def render(self) -> tuple[bytes, str]:
+        for refresh in self.refreshers:
+            refresh()
+        return super().render()

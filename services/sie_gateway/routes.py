@@ -1,0 +1,86 @@
+"""sie-gateway's HTTP surface: reads from this replica's mirror and worker views only.
+
+There is no write route: `POST /v1/configs/models` gets 405 because only GET is registered on
+that path (writes go to sie-config).
+"""
+
+from __future__ import annotations
+
+import orjson
+import trio
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from sie_actors.domain.errors import BundleNotFound, ModelNotFound
+from sie_actors.domain.resolve import resolve
+from sie_actors.domain.snapshot import SOURCE_GATEWAY, bundle_summary, bundle_yaml_view, gateway_model_yaml
+from sie_actors.http.app import YAML, error_response, guard_read, json_response, raw_response
+from sie_actors.http.auth import Tokens
+
+from sie_gateway.mirror import MirrorCell
+from sie_gateway.readiness import healthy_views, model_status
+from sie_gateway.workers import WorkerDirectory
+
+STATUS_SUFFIX = "/status"
+
+
+def mount(app: QuartTrio, cell: MirrorCell, directory: WorkerDirectory, tokens: Tokens, *,
+          heartbeat_timeout: float, ready: callable) -> None:
+    def healthy():
+        return healthy_views(directory.views(), trio.current_time(), heartbeat_timeout)
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return json_response({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        if not ready():
+            return error_response(503, {"error": "not_ready",
+                                        "message": "No snapshot from sie-config applied yet."})
+        return json_response({"status": "ready", "healthy_workers": len(healthy())})
+
+    @app.get("/v1/configs/models")
+    async def list_models() -> Response:
+        guard_read(tokens)
+        return raw_response(cell.current.models_body)
+
+    @app.get("/v1/configs/models/<path:model_path>")
+    async def get_model(model_path: str) -> Response:
+        guard_read(tokens)
+        state = cell.current
+        if model_path.endswith(STATUS_SUFFIX):
+            entry = state.registry.get_model(model_path[: -len(STATUS_SUFFIX)])
+            if entry is not None:
+                body = model_status(entry, state.registry, state.position.epoch, healthy())
+                return raw_response(orjson.dumps(body))
+        entry = state.registry.get_model(model_path)
+        if entry is None:
+            raise ModelNotFound(model_path)
+        return raw_response(gateway_model_yaml(entry).encode("utf-8"), content_type=YAML)
+
+    @app.get("/v1/configs/bundles")
+    async def list_bundles() -> Response:
+        guard_read(tokens)
+        views = healthy()
+        bundles = []
+        for bundle in cell.current.registry.list_bundles():
+            item = bundle_summary(bundle, SOURCE_GATEWAY)
+            item["connected_workers"] = sum(1 for v in views if v.status.bundle == bundle.name)
+            bundles.append(item)
+        return json_response({"bundles": bundles})
+
+    @app.get("/v1/configs/bundles/<bundle_id>")
+    async def get_bundle(bundle_id: str) -> Response:
+        guard_read(tokens)
+        bundle = cell.current.registry.get_bundle(bundle_id)
+        if bundle is None:
+            raise BundleNotFound(bundle_id)
+        return raw_response(bundle_yaml_view(bundle, SOURCE_GATEWAY).encode("utf-8"),
+                            content_type=YAML)
+
+    @app.post("/v1/configs/resolve")
+    async def resolve_route() -> Response:
+        guard_read(tokens)
+        body = await request.get_data(cache=False, as_text=False)
+        return json_response(resolve(cell.current.registry, body))

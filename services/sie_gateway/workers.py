@@ -1,0 +1,166 @@
+"""Worker sessions: one WebSocket per worker, and the directory that starts and retires them.
+
+The gateway dials `ws://<worker>/ws/status` (the original's direction) and keeps, per worker, the
+last status frame and when it came. Each `WorkerSession` is the only writer of its own `view`;
+HTTP handlers only read views. Health is computed at read time from the frame's `ready` flag and
+its age, so a silent worker stops being eligible exactly `heartbeat_timeout` after its last frame
+with no sweeper task, and a `ready: false` frame demotes at once (CONTRACT §2 item 11).
+
+Worker URLs come from the static list (`SIE_GATEWAY_WORKERS`, `--worker`) and from announcements
+on `sie.workers.announce`. An announced worker that stops announcing and is not healthy is
+forgotten after a grace period, so scaled-down workers leave without a gateway restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Iterable
+
+import trio
+import trio_websocket
+
+from sie_actors.domain.errors import DomainError
+from sie_actors.domain.worker_status import WorkerAnnouncement, WorkerStatus, status_ws_url
+from sie_actors.runtime import Actor, Backoff
+
+log = logging.getLogger("sie_gateway.workers")
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    url: str
+    status: WorkerStatus | None
+    received_at: float  # trio.current_time() of the last frame
+    connected: bool
+
+    @property
+    def name(self) -> str:
+        return (self.status.name if self.status is not None else "") or self.url
+
+    def healthy(self, now: float, heartbeat_timeout: float) -> bool:
+        return (self.connected and self.status is not None and self.status.ready
+                and now - self.received_at <= heartbeat_timeout)
+
+
+class WorkerSession:
+    def __init__(self, url: str, *, static: bool, heartbeat_timeout: float,
+                 connect_timeout: float = 5.0) -> None:
+        self.url = url
+        self.static = static
+        self.heartbeat_timeout = heartbeat_timeout
+        self.connect_timeout = connect_timeout
+        self.view = WorkerView(url, None, 0.0, False)
+        self.last_announced = trio.current_time()
+        self.frames = 0
+        self.cancel_scope = trio.CancelScope()
+
+    async def run(self) -> None:
+        backoff = Backoff(initial=0.1, maximum=5.0)
+        with self.cancel_scope:
+            while True:
+                try:
+                    await self._stream()
+                    backoff.reset()
+                except (OSError, trio_websocket.HandshakeError,
+                        trio_websocket.ConnectionClosed, trio.TooSlowError) as exc:
+                    log.debug("worker %s stream ended: %r", self.url, exc)
+                finally:
+                    self.view = WorkerView(self.url, self.view.status, self.view.received_at,
+                                           False)
+                await trio.sleep(backoff.next_delay())
+
+    async def _stream(self) -> None:
+        async with trio_websocket.open_websocket_url(
+                status_ws_url(self.url), connect_timeout=self.connect_timeout,
+                disconnect_timeout=1.0, message_queue_size=4) as ws:
+            log.info("worker %s connected", self.url)
+            while True:
+                # A worker sends a heartbeat frame every second; silence this long means the
+                # connection is dead even if TCP has not noticed.
+                with trio.fail_after(self.heartbeat_timeout):
+                    message = await ws.get_message()
+                try:
+                    status = WorkerStatus.parse(message)
+                except DomainError as exc:
+                    log.warning("worker %s sent a bad frame: %s", self.url, exc.message)
+                    continue
+                self.frames += 1
+                self.view = WorkerView(self.url, status, trio.current_time(), True)
+
+
+class WorkerDirectory:
+    """The set of sessions, as an immutable tuple readers can iterate without a lock."""
+
+    def __init__(self) -> None:
+        self.sessions: tuple[WorkerSession, ...] = ()
+
+    def views(self) -> Iterable[WorkerView]:
+        return (session.view for session in self.sessions)
+
+
+@dataclass(frozen=True)
+class Announced:
+    announcement: WorkerAnnouncement
+
+
+class WorkerDirectoryActor(Actor):
+    """Starts a session per known worker URL and forgets announced workers that went away."""
+
+    def __init__(self, directory: WorkerDirectory, *, static_urls: tuple[str, ...],
+                 heartbeat_timeout: float, grace: float, mailbox=None) -> None:
+        super().__init__(mailbox=mailbox, name="workers")
+        self.directory = directory
+        self.static_urls = static_urls
+        self.heartbeat_timeout = heartbeat_timeout
+        self.grace = grace
+        self._nursery: trio.Nursery | None = None
+        self._by_url: dict[str, WorkerSession] = {}
+
+    async def background(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        self.directory.sessions = ()
+        for url in self.static_urls:
+            self._add(url, static=True)
+        nursery.start_soon(self._sweep)
+
+    async def handle(self, message) -> object:
+        if isinstance(message, Announced):
+            url = message.announcement.url
+            known = self._by_url.get(url)
+            if known is not None:
+                known.last_announced = trio.current_time()
+                return None
+            log.info("worker %s (%s) announced itself", url, message.announcement.name)
+            self._add(url, static=False)
+        elif message == "sweep":
+            self._forget_departed()
+        else:
+            raise TypeError(f"workers: unexpected message {message!r}")
+        return None
+
+    def _add(self, url: str, *, static: bool) -> None:
+        session = WorkerSession(url, static=static, heartbeat_timeout=self.heartbeat_timeout)
+        self._by_url[url] = session
+        self.directory.sessions = self.directory.sessions + (session,)
+        self._nursery.start_soon(session.run)
+
+    def _forget_departed(self) -> None:
+        now = trio.current_time()
+        keep = []
+        for session in self.directory.sessions:
+            gone = (not session.static and now - session.last_announced > self.grace
+                    and not session.view.healthy(now, self.heartbeat_timeout))
+            if gone:
+                log.info("worker %s stopped announcing; forgetting it", session.url)
+                session.cancel_scope.cancel()
+                self._by_url.pop(session.url, None)
+            else:
+                keep.append(session)
+        if len(keep) != len(self.directory.sessions):
+            self.directory.sessions = tuple(keep)
+
+    async def _sweep(self) -> None:
+        while True:
+            await trio.sleep(min(5.0, self.grace / 2))
+            await self.ref.tell("sweep")
