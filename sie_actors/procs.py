@@ -30,6 +30,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_port_block(size: int, start: int = 20000, stop: int = 60000) -> int:
+    """A base port such that base .. base+size-1 are all free now (for fixed-layout clusters)."""
+    import random
+    for _ in range(200):
+        base = random.randrange(start, stop - size)
+        if not any(port_accepts(base + i) for i in range(size)):
+            try:
+                for i in range(size):
+                    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                        sock.bind((LOOPBACK, base + i))
+            except OSError:
+                continue
+            return base
+    raise RuntimeError(f"no block of {size} free ports found")
+
+
 def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.02,
                what: str = "condition") -> object:
     """Poll `predicate` until it returns a truthy value; raise TimeoutError after `timeout` s."""

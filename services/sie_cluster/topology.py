@@ -1,0 +1,96 @@
+"""What `sie-cluster up` runs: a pure description of the processes, their ports and environment.
+
+Kept apart from the supervisor so the topology can be printed, tested and reused by the benchmark
+and chaos tools without starting anything.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from sie_actors.procs import LOOPBACK, nats_server_binary
+from sie_actors.seed import default_dir, load_bundles
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    port: int
+    ready_path: str | None  # HTTP path that answers 200 when ready; None: the port accepts
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    nats: ProcessSpec
+    config: ProcessSpec
+    gateways: tuple[ProcessSpec, ...]
+    workers: tuple[ProcessSpec, ...]
+    data_dir: Path
+
+    @property
+    def processes(self) -> tuple[ProcessSpec, ...]:
+        """In start order: NATS, sie-config, workers, then the gateways that dial the workers."""
+        return (self.nats, self.config, *self.workers, *self.gateways)
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://{LOOPBACK}:{self.nats.port}"
+
+
+def _service(module: str, name: str, port: int, env: dict[str, str],
+             extra: tuple[str, ...] = ()) -> ProcessSpec:
+    argv = (sys.executable, "-m", module, "serve", "--host", LOOPBACK, "--port", str(port), *extra)
+    return ProcessSpec(name, argv, env, port, "/readyz")
+
+
+def plan_cluster(*, data_dir: Path, base_port: int = 8080, nats_port: int = 4222,
+                 gateways: int = 2, workers_per_bundle: int = 1,
+                 bundles_dir: Path | None = None, models_dir: Path | None = None,
+                 admin_token: str | None = None, extra_env: dict[str, str] | None = None,
+                 base_env: dict[str, str] | None = None) -> ClusterPlan:
+    bundles_dir = (bundles_dir or default_dir("bundles")).resolve()
+    models_dir = (models_dir or default_dir("models")).resolve()
+    env = dict(os.environ if base_env is None else base_env)
+    for key in ("SIE_AUTH_TOKEN", "SIE_ADMIN_TOKEN", "SIE_CONFIG_STORE_DIR", "SIE_NATS_URL",
+                "SIE_CONFIG_SERVICE_URL", "SIE_GATEWAY_WORKERS", "POD_NAME", "SIE_BUNDLE",
+                "SIE_CONFIG_RESTORE"):
+        env.pop(key, None)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra_env or {})
+    if admin_token:
+        env["SIE_ADMIN_TOKEN"] = admin_token
+    nats_url = f"nats://{LOOPBACK}:{nats_port}"
+    nats = ProcessSpec("nats", (nats_server_binary(), "-a", LOOPBACK, "-p", str(nats_port)),
+                       env, nats_port, None)
+    seed = dict(SIE_BUNDLES_DIR=str(bundles_dir), SIE_MODELS_DIR=str(models_dir))
+    config = _service("sie_config", "sie-config", base_port,
+                      dict(env, **seed, SIE_NATS_URL=nats_url,
+                           SIE_CONFIG_STORE_DIR=str(data_dir / "config-store"),
+                           SIE_CONFIG_RESTORE="true", POD_NAME="sie-config"))
+    port = base_port + 10
+    workers = []
+    for bundle in load_bundles(bundles_dir):
+        for index in range(workers_per_bundle):
+            name = f"worker-{bundle.name}-{index}"
+            workers.append(_service(
+                "sie_worker", name, port,
+                dict(env, **seed, SIE_NATS_URL=nats_url, SIE_CONFIG_SERVICE_URL=config.url,
+                     SIE_BUNDLE=bundle.name, SIE_POOL=bundle.name, POD_NAME=name),
+                ("--bundle", bundle.name, "--name", name)))
+            port += 1
+    gateway_env = dict(env, SIE_NATS_URL=nats_url, SIE_CONFIG_SERVICE_URL=config.url,
+                       SIE_GATEWAY_WORKERS=",".join(w.url for w in workers))
+    gateway_specs = tuple(
+        _service("sie_gateway", f"gateway-{i}", base_port + 1 + i,
+                 dict(gateway_env, POD_NAME=f"gateway-{i}"))
+        for i in range(gateways))
+    return ClusterPlan(nats, config, gateway_specs, tuple(workers), data_dir)
