@@ -1,0 +1,157 @@
+"""`sie`: the admin CLI's argument parsing and its single error boundary.
+
+`main` is the only place that turns a `CliError` into a message on stderr and an exit code, so no
+command can leak a stack trace. Global options are accepted before or after the subcommand
+(`sie --json models list` and `sie models list --json`), because operators type both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Callable, Mapping, Sequence, TextIO
+
+from sie_tools.admin import commands, exits
+from sie_tools.admin.commands import Context
+from sie_tools.admin.errors import CliError
+from sie_tools.admin.targets import DEFAULT_CONFIG_URL, Targets
+
+DEFAULT_WAIT_TIMEOUT = 60.0
+DEFAULT_INTERVAL = 1.0
+DEFAULT_REQUEST_TIMEOUT = 10.0
+
+
+def positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """On subparsers the defaults are SUPPRESSed so an option given before the subcommand is
+    not reset by the subparser's own default."""
+    def default(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    group = parser.add_argument_group("targets and output")
+    group.add_argument("--config-url", default=default(None),
+                       help=f"sie-config base URL (env SIE_CONFIG_URL, default {DEFAULT_CONFIG_URL})")
+    group.add_argument("--gateway-url", action="append", default=default(None), metavar="URL",
+                       help="a gateway replica URL; repeat for each replica "
+                            "(env SIE_GATEWAY_URLS, comma-separated)")
+    group.add_argument("--token", default=default(None),
+                       help="admin token for writes and export (env SIE_ADMIN_TOKEN); reads use "
+                            "SIE_AUTH_TOKEN if set, else this")
+    group.add_argument("--request-timeout", type=positive, default=default(DEFAULT_REQUEST_TIMEOUT),
+                       metavar="S", help=f"per-request timeout (default {DEFAULT_REQUEST_TIMEOUT:g})")
+    group.add_argument("--json", action="store_true", default=default(False),
+                       help="print the JSON responses instead of the human view")
+
+
+def add_wait_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", action="store_true",
+                        help="poll every gateway replica until all report all_bundles_acked")
+    parser.add_argument("--timeout", type=positive, default=DEFAULT_WAIT_TIMEOUT, metavar="S",
+                        help=f"give up waiting after S seconds, exit 2 (default {DEFAULT_WAIT_TIMEOUT:g})")
+    parser.add_argument("--interval", type=positive, default=DEFAULT_INTERVAL, metavar="S",
+                        help=f"seconds between polling rounds (default {DEFAULT_INTERVAL:g})")
+
+
+def add_source_option(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--from", dest="source", choices=("auto", "config", "gateway"),
+                        default=default,
+                        help=f"read from sie-config, the first gateway, or auto = the first "
+                             f"gateway if one is configured, else sie-config (default {default})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sie", description="Admin CLI for the SIE Config API: add models to sie-config and "
+        "watch every gateway replica until the fleet can serve them.",
+        epilog=exits.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_global_options(parser, top=True)
+    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def sub(parent: Any, name: str, help_text: str, handler: Callable | None = None,
+            ) -> argparse.ArgumentParser:
+        child = parent.add_parser(name, help=help_text, description=help_text,
+                                  epilog=exits.EPILOG,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_global_options(child, top=False)
+        if handler is not None:
+            child.set_defaults(handler=handler)
+        return child
+
+    models = sub(top, "models", "add, list, get models and watch their readiness")
+    verbs = models.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    add = sub(verbs, "add", "POST a model YAML file to sie-config", commands.models_add)
+    add.add_argument("file", metavar="FILE", help="model YAML; - reads stdin")
+    add.add_argument("--dry-run", action="store_true",
+                     help="validate and show what would happen; nothing is written")
+    add.add_argument("--idempotency-key", metavar="K",
+                     help="default: sie-add- + the first 32 hex digits of sha256(FILE)")
+    add_wait_options(add)
+
+    listing = sub(verbs, "list", "list models", commands.models_list)
+    add_source_option(listing, "auto")
+
+    get = sub(verbs, "get", "print a model's YAML", commands.models_get)
+    get.add_argument("model_id", metavar="ID")
+    add_source_option(get, "config")
+
+    status = sub(verbs, "status", "readiness of a model on every gateway replica",
+                 commands.models_status)
+    status.add_argument("model_id", metavar="ID")
+    add_wait_options(status)
+
+    resolve = sub(top, "resolve", "show which bundle a model spec routes to", commands.resolve)
+    resolve.add_argument("spec", metavar="SPEC", help="MODEL or BUNDLE:/MODEL")
+    resolve.add_argument("--bundle", metavar="B", help="explicit bundle override")
+    add_source_option(resolve, "auto")
+
+    bundles = sub(top, "bundles", "list bundles")
+    bundle_verbs = bundles.add_subparsers(dest="verb", required=True, metavar="VERB")
+    bundle_list = sub(bundle_verbs, "list", "list bundles", commands.bundles_list)
+    add_source_option(bundle_list, "auto")
+
+    export = sub(top, "export", "full snapshot from sie-config (admin token)", commands.export)
+    export.add_argument("--output", "-o", metavar="FILE",
+                        help="write the snapshot to FILE (atomically) instead of stdout")
+
+    sub(top, "epoch", "sie-config's epoch, generation and bundle hashes", commands.epoch)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None,
+         stdin: Any = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Run one command; returns the exit code (the `sie` script passes it to `sys.exit`)."""
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)
+        return exc.code if isinstance(exc.code, int) else exits.USAGE
+    targets = Targets.resolve(config_url=args.config_url, gateway_urls=args.gateway_url,
+                              token=args.token, request_timeout=args.request_timeout,
+                              environ=os.environ if environ is None else environ)
+    ctx = Context(targets=targets, json_mode=args.json, out=out, err=err, stdin=stdin)
+    try:
+        return args.handler(args, ctx)
+    except CliError as exc:
+        out.flush()
+        err.write(f"sie: {exc.message}\n")
+        return exc.code
+    except KeyboardInterrupt:
+        err.write("sie: interrupted\n")
+        return exits.INTERRUPTED
+    except BrokenPipeError:  # `sie models list | head`
+        return exits.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Polls every gateway replica's `/status` for one model, once or until all are acked.
+
+Replicas are asked concurrently (one thread each; the CLI is sync and httpx's sync client is
+thread-safe per client) so that one slow or dead replica delays a round by at most one request
+timeout instead of stalling the others. Clock and sleep are injectable so the loop is testable
+without real waiting.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+from sie_tools.admin.errors import Unreachable, format_error_body
+from sie_tools.admin.http import Endpoint, model_path
+from sie_tools.admin.readiness import ReplicaReport, all_acked
+
+MIN_REQUEST_TIMEOUT = 0.2
+
+
+def fetch_status(endpoint: Endpoint, model_id: str, timeout: float) -> ReplicaReport:
+    """One replica's answer; every failure becomes a not-acked report with its reason."""
+    try:
+        response = endpoint.send("GET", model_path(model_id, "/status"), timeout=timeout)
+    except Unreachable as exc:
+        return ReplicaReport(endpoint.url, error=f"unreachable: {exc.reason}")
+    if not response.is_success:
+        reason = format_error_body(response.status_code, response.content,
+                                   response.reason_phrase)
+        return ReplicaReport(endpoint.url, error=f"HTTP {response.status_code}: {reason}")
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return ReplicaReport(endpoint.url, error="answer is not a JSON status object")
+    return ReplicaReport(endpoint.url, status=body)
+
+
+@dataclass
+class WaitResult:
+    reports: list[ReplicaReport]
+    elapsed: float
+    acked: bool
+    timed_out: bool
+
+
+class Fleet:
+    """The configured gateway replicas, polled together."""
+
+    def __init__(self, endpoints: list[Endpoint]) -> None:
+        self.endpoints = endpoints
+        self._pool = ThreadPoolExecutor(max_workers=max(len(endpoints), 1),
+                                        thread_name_prefix="sie-status")
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True)
+        for endpoint in self.endpoints:
+            endpoint.close()
+
+    def poll(self, model_id: str, timeout: float) -> list[ReplicaReport]:
+        """One round, in the configured replica order."""
+        futures = [self._pool.submit(fetch_status, e, model_id, timeout) for e in self.endpoints]
+        return [f.result() for f in futures]
+
+    def wait(self, model_id: str, *, timeout: float | None, interval: float,
+             request_timeout: float, show: Callable[[list[ReplicaReport], float], None],
+             clock: Callable[[], float] = time.monotonic,
+             sleep: Callable[[float], None] = time.sleep) -> WaitResult:
+        """Poll until every replica is acked or `timeout` passes (`None`: a single round).
+
+        Each request is bounded by the request timeout and by the time left, so the whole wait
+        overshoots `timeout` by at most `MIN_REQUEST_TIMEOUT`.
+        """
+        start = clock()
+        while True:
+            remaining = None if timeout is None else timeout - (clock() - start)
+            limit = request_timeout if remaining is None else \
+                max(min(request_timeout, remaining), MIN_REQUEST_TIMEOUT)
+            reports = self.poll(model_id, limit)
+            elapsed = clock() - start
+            show(reports, elapsed)
+            if all_acked(reports):
+                return WaitResult(reports, elapsed, acked=True, timed_out=False)
+            if timeout is None:
+                return WaitResult(reports, elapsed, acked=False, timed_out=False)
+            left = timeout - elapsed
+            if left <= 0:
+                return WaitResult(reports, elapsed, acked=False, timed_out=True)
+            sleep(min(interval, left))

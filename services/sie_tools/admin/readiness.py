@@ -1,0 +1,114 @@
+"""Fleet-wide readiness from per-replica `/status` answers: pure data, no I/O.
+
+Readiness is per gateway replica (each sees only its own workers), so the fleet is ready only when
+every replica says `all_bundles_acked: true`. A replica that could not answer, or answered 404
+because it has not mirrored the model yet, is simply not acked, with the reason kept for display.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BundleView:
+    bundle_id: str
+    acked: bool
+    acked_workers: list[str]
+    pending_workers: list[str]
+    total: int
+
+    @classmethod
+    def from_json(cls, raw: Any) -> BundleView:
+        raw = raw if isinstance(raw, dict) else {}
+        acked = [str(w) for w in raw.get("acked_workers") or []]
+        pending = [str(w) for w in raw.get("pending_workers") or []]
+        total = raw.get("total_eligible_workers")
+        return cls(bundle_id=str(raw.get("bundle_id", "?")), acked=raw.get("acked") is True,
+                   acked_workers=acked, pending_workers=pending,
+                   total=total if isinstance(total, int) else len(acked) + len(pending))
+
+    def pending_text(self) -> str:
+        """Why this bundle is not acked, naming the workers an operator should look at."""
+        if self.pending_workers:
+            return (f"bundle {self.bundle_id}: pending workers {', '.join(self.pending_workers)} "
+                    f"({len(self.acked_workers)}/{self.total} acked)")
+        return f"bundle {self.bundle_id}: no eligible worker has acked ({self.total} eligible)"
+
+
+@dataclass(frozen=True)
+class ReplicaReport:
+    """One replica's answer in one polling round: a status body or an error reason."""
+
+    gateway: str
+    status: dict[str, Any] | None = None
+    error: str | None = None
+
+    @property
+    def acked(self) -> bool:
+        return (self.error is None and self.status is not None
+                and self.status.get("all_bundles_acked") is True)
+
+    @property
+    def epoch(self) -> Any:
+        return None if self.status is None else self.status.get("config_epoch")
+
+    @property
+    def no_bundles(self) -> bool:
+        return self.status is not None and self.status.get("no_bundles") is True
+
+    def bundles(self) -> list[BundleView]:
+        if self.status is None:
+            return []
+        return [BundleView.from_json(b) for b in self.status.get("bundles") or []]
+
+    def reasons(self) -> list[str]:
+        """Why this replica is not acked (empty when it is)."""
+        if self.acked:
+            return []
+        if self.error is not None:
+            return [self.error]
+        if self.no_bundles:
+            return ["model resolves to no bundle on this replica"]
+        texts = [b.pending_text() for b in self.bundles() if not b.acked]
+        return texts or ["all_bundles_acked is false"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"gateway": self.gateway, "acked": self.acked, "status": self.status,
+                "error": self.error}
+
+
+def all_acked(reports: list[ReplicaReport]) -> bool:
+    return bool(reports) and all(r.acked for r in reports)
+
+
+def fleet_json(model_id: str, reports: list[ReplicaReport], *, timed_out: bool = False,
+               elapsed: float | None = None) -> dict[str, Any]:
+    """The `--json` document of `status`: every replica's raw answer plus the fleet verdict."""
+    doc: dict[str, Any] = {"model_id": model_id, "all_replicas_acked": all_acked(reports),
+                           "timed_out": timed_out,
+                           "replicas": [r.to_json() for r in reports]}
+    if elapsed is not None:
+        doc["elapsed_s"] = round(elapsed, 3)
+    return doc
+
+
+def outcome_lines(model_id: str, reports: list[ReplicaReport], elapsed: float, *,
+                  timed_out: bool) -> list[str]:
+    """The final summary: success in one line; otherwise every pending replica/bundle/worker."""
+    acked = sum(r.acked for r in reports)
+    if all_acked(reports):
+        epochs = sorted({str(r.epoch) for r in reports})
+        return [f"all {len(reports)} gateway replica(s) acked {model_id} "
+                f"(epoch {', '.join(epochs)}) after {elapsed:.1f}s"]
+    head = (f"timed out after {elapsed:.1f}s waiting for {model_id}" if timed_out
+            else f"{model_id} is not ready")
+    lines = [f"{head}: {len(reports) - acked} of {len(reports)} gateway replica(s) not acked"]
+    for report in reports:
+        if report.acked:
+            continue
+        where = report.gateway if report.epoch is None else f"{report.gateway} (epoch {report.epoch})"
+        for reason in report.reasons():
+            lines.append(f"  {where}: {reason}")
+    return lines
