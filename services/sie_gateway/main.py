@@ -55,8 +55,9 @@ def pump(link: NatsLink, subject: str, forward):
     async def run(*, task_status=trio.TASK_STATUS_IGNORED) -> None:
         messages = await link.subscribe(subject)
         task_status.started()
-        async for raw in messages:
-            await forward(raw)
+        async with messages:  # closing it on exit ends the subscription (no stale twin)
+            async for raw in messages:
+                await forward(raw)
     return run
 
 

@@ -23,7 +23,8 @@ from sie_actors.domain.errors import DomainError
 from sie_actors.domain.model_config import parse_model_yaml
 from sie_actors.domain.registry import Registry
 from sie_actors.domain.snapshot import SOURCE_GATEWAY, model_summary
-from sie_actors.domain.sync import DeltaVerdict, Drift, MirrorPosition, judge_delta, judge_epoch
+from sie_actors.domain.sync import (DeltaVerdict, Drift, EpochReport, MirrorPosition,
+                                    hash_agrees, judge_delta, judge_epoch)
 from sie_actors.runtime import Actor, Backoff
 
 from sie_gateway.bootstrap import BootstrapFailed, fetch_snapshot
@@ -56,7 +57,7 @@ class DeltaReceived:
 
 @dataclass(frozen=True)
 class EpochObserved:
-    body: dict
+    report: EpochReport
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class RegistryMirrorActor(Actor):
         if isinstance(message, DeltaReceived):
             await self._on_delta(message.raw)
         elif isinstance(message, EpochObserved):
-            await self._on_epoch(message.body)
+            await self._on_epoch(message.report)
         elif isinstance(message, Resync):
             await self._resync(message.cause)
         else:
@@ -141,23 +142,24 @@ class RegistryMirrorActor(Actor):
             self._count_delta(kind, "applied")
         else:
             self._count_delta(kind, "duplicate")
-        if delta.bundle_config_hash and delta.bundle_id:
+        if delta.bundle_id:
             own = state.registry.bundle_config_hash(delta.bundle_id)
-            if own != delta.bundle_config_hash:
+            if not hash_agrees(delta.bundle_config_hash, own):
                 log.warning("bundle %s hash after epoch %d is %s, sie-config says %s; resyncing",
                             delta.bundle_id, delta.epoch, own[:12], delta.bundle_config_hash[:12])
                 await self._resync("hash_mismatch")
 
     # ---- epoch poll --------------------------------------------------------------------------
-    async def _on_epoch(self, body: dict) -> None:
+    async def _on_epoch(self, report: EpochReport) -> None:
         state = self.cell.current
         if not state.bootstrapped:
             return  # the retry loop is already on it
-        drift = judge_epoch(state.position, state.registry.bundles_hash, body,
-                            state.registry.bundle_config_hashes())
+        drift = judge_epoch(state.position, report,
+                            own_bundles_hash=state.registry.bundles_hash,
+                            own_bundle_hashes=state.registry.bundle_config_hashes())
         if drift is not Drift.NONE:
-            log.info("epoch poll found drift (%s): local %s, remote epoch %s", drift.value,
-                     state.position, body.get("epoch"))
+            log.info("epoch poll found drift (%s): local %s, remote epoch %d", drift.value,
+                     state.position, report.epoch)
             await self._resync(drift.value)
 
     # ---- resync ------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ import logging
 import httpx
 import trio
 
+from sie_actors.domain.errors import ParseError
+from sie_actors.domain.sync import EpochReport
 from sie_actors.http.auth import auth_headers
 from sie_actors.runtime import Actor, ActorRef
 
@@ -68,13 +70,13 @@ class EpochPollerActor(Actor):
             return None  # another poll is queued right behind this one: let it do the work
         try:
             response = await self._client.get("/v1/configs/epoch")
-            body = response.json() if response.status_code == 200 else None
-        except (httpx.HTTPError, ValueError) as exc:
-            body = None
+            if response.status_code != 200:
+                raise ParseError(f"HTTP {response.status_code}")
+            report = EpochReport.parse(response.content)
+        except (httpx.HTTPError, ParseError) as exc:
             log.debug("epoch poll failed: %r", exc)
-        if not isinstance(body, dict):
             if self.metrics is not None:
                 self.metrics.poll_failures.inc()
             return None
-        await self.mirror.tell(EpochObserved(body))
+        await self.mirror.tell(EpochObserved(report))
         return None

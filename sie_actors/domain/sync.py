@@ -1,36 +1,44 @@
-"""How a mirror (gateway or worker) judges an incoming delta or an observed epoch.
+"""How a mirror (gateway or worker) judges an incoming delta or sie-config's epoch report.
 
 One rule for both consumers (CONTRACT §2 item 1): deltas are applied strictly in epoch order; a
-copy of the write already applied is a duplicate; anything that reveals a hole (a gap, another
-generation, an epoch behind ours on the source) means the mirror cannot trust its state and must
-resync from sie-config at once, instead of papering over the hole by taking the max epoch.
+copy of a write already applied is a duplicate; anything that reveals a hole (a gap, another
+generation, hashes that disagree at the same epoch) means the mirror cannot trust its state and
+must resync from sie-config at once, instead of papering over the hole by taking the max epoch.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import orjson
+
+from .errors import ParseError
+
+
+@dataclass(frozen=True)
+class MirrorPosition:
+    """Where a mirror stands: the last applied epoch, of which generation ("" while unknown)."""
+
+    epoch: int = 0
+    generation: str = ""
 
 
 class DeltaVerdict(enum.Enum):
     APPLY = "apply"              # the next write: apply it, then check the hash it carries
-    DUPLICATE = "duplicate"      # a copy of a write already applied (N copies per write on _all)
+    DUPLICATE = "duplicate"      # a copy of the last write (N copies per write on _all)
     STALE = "stale"              # older than what we have (a late replay after a reconnect)
     GAP = "gap"                  # at least one write is missing between ours and this one
     GENERATION = "generation"    # the epoch sequence restarted on sie-config
 
 
-@dataclass(frozen=True)
-class MirrorPosition:
-    """Where a mirror stands: the last applied epoch of which generation."""
-
-    epoch: int
-    generation: str
-
-
 def judge_delta(position: MirrorPosition, epoch: int, generation: str) -> DeltaVerdict:
-    # An original sie-config sends no generation: then only epochs can be compared.
+    """Generation first: after sie-config restarts its sequence, a lower epoch is news.
+
+    A side that does not know a generation ("" from an original sie-config, or a mirror that has
+    not bootstrapped yet) skips that check.
+    """
     if generation and position.generation and generation != position.generation:
         return DeltaVerdict.GENERATION
     if epoch == position.epoch + 1:
@@ -42,38 +50,74 @@ def judge_delta(position: MirrorPosition, epoch: int, generation: str) -> DeltaV
     return DeltaVerdict.GAP
 
 
+def hash_agrees(expected: str, own: str) -> bool:
+    """After applying a delta: does our hash match the producer's? An empty one is not checked."""
+    return not expected or expected == own
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """sie-config's `GET /v1/configs/epoch` (`generation` and the per-bundle hashes are ours;
+    an original sie-config sends neither)."""
+
+    epoch: int
+    generation: str = ""
+    bundles_hash: str = ""
+    bundle_config_hashes: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, body: bytes | str | Mapping[str, Any]) -> "EpochReport":
+        if not isinstance(body, Mapping):
+            try:
+                body = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise ParseError(f"epoch response is not JSON: {exc}") from None
+        if not isinstance(body, Mapping):
+            raise ParseError("epoch response must be a JSON object")
+        epoch = body.get("epoch", 0)
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ParseError("epoch response: 'epoch' must be a non-negative integer")
+        generation = body.get("generation") or ""
+        bundles_hash = body.get("bundles_hash") or ""
+        if not isinstance(generation, str) or not isinstance(bundles_hash, str):
+            raise ParseError("epoch response: 'generation' and 'bundles_hash' must be strings")
+        hashes = body.get("bundle_config_hashes") or {}
+        if not isinstance(hashes, Mapping):
+            raise ParseError("epoch response: 'bundle_config_hashes' must be an object")
+        return cls(epoch, generation, bundles_hash,
+                   {k: v for k, v in hashes.items() if isinstance(v, str)})
+
+
 class Drift(enum.Enum):
     NONE = "none"
     EPOCH_AHEAD = "epoch_ahead"          # sie-config has writes we lack
-    EPOCH_BEHIND = "epoch_behind"        # sie-config's epoch went backwards
+    EPOCH_BEHIND = "epoch_behind"        # sie-config's epoch went backwards (no generation known)
     GENERATION = "generation"
     BUNDLES = "bundles_hash"
     BUNDLE_CONFIG = "bundle_config_hash"
 
 
-def judge_epoch(position: MirrorPosition, bundles_hash: str, remote: Mapping,
+def judge_epoch(position: MirrorPosition, report: EpochReport, *,
+                own_bundles_hash: str | None = None,
                 own_bundle_hashes: Mapping[str, str] | None = None) -> Drift:
-    """Compare our position with sie-config's `/v1/configs/epoch` body.
+    """Compare our position with sie-config's report.
 
-    `own_bundle_hashes`: the bundle hashes we compute, checked against the remote's
-    `bundle_config_hashes` for the bundles both sides know (absent on an original sie-config).
+    A report *behind* us within a known generation is a race, not drift: it left sie-config
+    before deltas we applied since (the epoch never goes back within a generation, CONTRACT §2
+    item 7). Hashes are compared only at equal epochs, for the same reason. `own_bundles_hash`
+    None skips the bundle-set check (a worker knows one bundle).
     """
-    remote_generation = remote.get("generation") or ""
-    remote_epoch = remote.get("epoch", 0)
-    if not isinstance(remote_epoch, int) or isinstance(remote_epoch, bool):
-        remote_epoch = 0
-    if remote_generation and position.generation and remote_generation != position.generation:
+    if report.generation and report.generation != position.generation:
         return Drift.GENERATION
-    if remote_epoch > position.epoch:
+    if report.epoch > position.epoch:
         return Drift.EPOCH_AHEAD
-    if remote_epoch < position.epoch:
-        return Drift.EPOCH_BEHIND
-    remote_bundles = remote.get("bundles_hash") or ""
-    if remote_bundles and remote_bundles != bundles_hash:
+    if report.epoch < position.epoch:
+        return Drift.NONE if report.generation else Drift.EPOCH_BEHIND
+    if (own_bundles_hash is not None and report.bundles_hash
+            and report.bundles_hash != own_bundles_hash):
         return Drift.BUNDLES
-    remote_hashes = remote.get("bundle_config_hashes")
-    if own_bundle_hashes is not None and isinstance(remote_hashes, Mapping):
-        for bundle, own in own_bundle_hashes.items():
-            if bundle in remote_hashes and remote_hashes[bundle] != own:
-                return Drift.BUNDLE_CONFIG
+    for bundle, own in (own_bundle_hashes or {}).items():
+        remote = report.bundle_config_hashes.get(bundle)
+        if remote is not None and remote != own:
+            return Drift.BUNDLE_CONFIG
     return Drift.NONE

@@ -48,6 +48,14 @@ class NatsSettings:
     flush_timeout: float = 1.0
 
 
+@dataclass(eq=False)
+class _Subscription:
+    subject: str
+    send: trio.MemorySendChannel[bytes]
+    client: object | None = None  # the nats client it is attached to
+    handle: object | None = None  # nats-py's Subscription, for unsubscribing
+
+
 @dataclass(frozen=True)
 class PublishReport:
     """What a batch publish could prove: the subjects confirmed by a server round trip."""
@@ -82,7 +90,7 @@ class NatsLink:
         self._connected = False
         self._on_state_change = on_state_change
         self._reconnects: list[trio.MemorySendChannel[int]] = []
-        self._subscriptions: list[tuple[str, trio.MemorySendChannel[bytes]]] = []
+        self._subscriptions: list[_Subscription] = []
         self.connect_count = 0
         self._running = trio.Event()
 
@@ -93,7 +101,10 @@ class NatsLink:
         return self._connected and client is not None and client.is_connected
 
     def reconnect_events(self, buffer: int = 16) -> trio.MemoryReceiveChannel[int]:
-        """A channel that receives the connect count after each (re)connect; latest wins."""
+        """A channel that receives the connect count after each (re)connect.
+
+        When the consumer is behind and the buffer is full, newer counts are dropped: a consumer
+        only needs to know that some reconnect happened since it last looked."""
         send, receive = trio.open_memory_channel[int](buffer)
         self._reconnects.append(send)
         return receive
@@ -135,8 +146,8 @@ class NatsLink:
                     log.info("NATS connect to %s failed: %s", self.settings.url, exc)
             if client.is_connected:
                 self._client = client
-                for subject, send in self._subscriptions:
-                    await self._attach(subject, send)
+                for subscription in list(self._subscriptions):
+                    await self._attach(subscription)
                 await self._mark_connected()
                 return
             await self._discard(client)
@@ -194,23 +205,43 @@ class NatsLink:
     async def subscribe(self, subject: str, buffer: int = 1024) -> trio.MemoryReceiveChannel[bytes]:
         """Messages of `subject`, delivered in order, with back-pressure (never dropped here).
 
-        The subscription is (re)attached on every fresh client; nats-py itself re-subscribes
-        after a reconnect of the same client.
+        The subscription is attached to every fresh client (nats-py itself re-subscribes after a
+        reconnect of the same client). Closing the returned channel ends the subscription: the
+        next message finds it closed and unsubscribes, so a restarted consumer that subscribes
+        again does not leave a stale twin behind.
         """
         await self._running.wait()
         send, receive = trio.open_memory_channel[bytes](buffer)
-        self._subscriptions.append((subject, send))
-        if self._client is not None and self._client.is_connected:
-            await self._attach(subject, send)
+        subscription = _Subscription(subject, send)
+        self._subscriptions.append(subscription)
+        await self._attach(subscription)
         return receive
 
-    async def _attach(self, subject: str, send: trio.MemorySendChannel[bytes]) -> None:
-        forward = trio_asyncio.trio_as_aio(send.send, loop=self._loop)
+    async def _attach(self, subscription: "_Subscription") -> None:
+        client = self._client
+        if client is None or not client.is_connected or subscription.client is client:
+            return
+        subscription.client = client  # claimed before awaiting: a concurrent attach skips it
+        forward = trio_asyncio.trio_as_aio(subscription.send.send, loop=self._loop)
 
         async def on_message(msg) -> None:  # runs in asyncio
-            await forward(msg.data)
+            try:
+                await forward(msg.data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                await self._drop(subscription)
 
-        await self._aio(self._client.subscribe)(subject, cb=on_message)
+        subscription.handle = await self._aio(client.subscribe)(subscription.subject,
+                                                                 cb=on_message)
+
+    async def _drop(self, subscription: "_Subscription") -> None:
+        """Runs in asyncio, from the subscription's own callback."""
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
+            if subscription.handle is not None:
+                try:
+                    await subscription.handle.unsubscribe()
+                except Exception as exc:
+                    log.debug("unsubscribe from %s failed: %s", subscription.subject, exc)
 
     # ---- asyncio callbacks ------------------------------------------------------------------
     async def _aio_disconnected(self) -> None:

@@ -1,0 +1,264 @@
+"""BundleConfigActor against an in-memory sie-config: ordering, buffering, resync causes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+import trio
+import yaml
+
+from sie_actors.domain.delta import ConfigDelta
+from sie_actors.domain.model_config import parse_model_yaml
+from sie_actors.seed import load_seed
+from sie_config.state import ConfigState
+from sie_worker.catalog import load_catalog
+from sie_worker.config_actor import (BundleConfigActor, DeltaArrived, EpochObserved,
+                                     ResyncRequested, ShutDown)
+from sie_worker.metrics import WorkerMetrics
+from sie_worker.source import FetchError
+from sie_actors.domain.sync import EpochReport
+from sie_worker.sync import parse_bundle_snapshot
+from sie_worker.view import Identity, ViewCell, WorkerView
+from tests.conftest import REPO
+
+ST = "sie_server.adapters.sentence_transformer:SentenceTransformerAdapter"
+
+
+def doc(model_id: str) -> str:
+    return yaml.safe_dump({"sie_id": model_id, "profiles": {
+        "default": {"adapter_path": ST, "max_batch_tokens": 64}}})
+
+
+@dataclass
+class FakeConfig:
+    """sie-config in memory: the writer's epoch and deltas, the bundle export, failures."""
+
+    registry: object = field(default_factory=lambda: load_seed(REPO / "bundles",
+                                                               REPO / "models").registry())
+    epoch: int = 0
+    generation: str = "g1"
+    failing: bool = False
+    gate: trio.Event | None = None
+    fetches: int = 0
+
+    def write(self, model_id: str) -> ConfigDelta:
+        text = doc(model_id)
+        self.registry, plan = self.registry.append(parse_model_yaml(text))
+        self.epoch += 1
+        return self.delta(model_id, text)
+
+    def delta(self, model_id: str, text: str, **changes) -> ConfigDelta:
+        fields = dict(router_id="sie-config", bundle_id="default", epoch=self.epoch,
+                      bundle_config_hash=self.registry.bundle_config_hash("default"),
+                      model_id=model_id, profiles_added=("default",), model_config=text,
+                      affected_bundles=("default",), generation=self.generation)
+        fields.update(changes)
+        return ConfigDelta(**fields)
+
+    @property
+    def hash(self) -> str:
+        return self.registry.bundle_config_hash("default")
+
+    def info(self) -> EpochReport:
+        return EpochReport(self.epoch, self.generation, "", {"default": self.hash})
+
+    async def fetch_snapshot(self):
+        self.fetches += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.failing:
+            raise FetchError("unreachable", "fake sie-config is down")
+        state = ConfigState(registry=self.registry, raw_yaml={}, api_models=frozenset(),
+                            epoch=self.epoch, generation=self.generation)
+        return parse_bundle_snapshot(state.export_body("t", "default"), "default")
+
+
+class Harness:
+    def __init__(self, source: FakeConfig | None) -> None:
+        catalog = load_catalog(REPO / "bundles", REPO / "models", "default")
+        self.source = source
+        self.metrics = WorkerMetrics()
+        self.cell = ViewCell(WorkerView(identity=Identity(name="t", bundle="default"),
+                                        registry=catalog.registry, ready=source is None))
+        self.actor = BundleConfigActor(self.cell, local_bundles=catalog.bundles, source=source,
+                                       metrics=self.metrics, backoff_initial=0.005,
+                                       backoff_max=0.02)
+
+    @property
+    def view(self) -> WorkerView:
+        return self.cell.current
+
+    async def tell(self, message) -> None:
+        await self.actor.ref.tell(message)
+
+    async def until(self, predicate) -> None:
+        with trio.fail_after(5):
+            while not predicate():
+                await trio.sleep(0.001)
+
+    def count(self, name: str, **labels: str) -> float:
+        return self.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+async def harness_factory(nursery):
+    async def make(source: FakeConfig | None) -> Harness:
+        h = Harness(source)
+        await nursery.start(h.actor.run)
+        return h
+    return make
+
+
+async def test_not_ready_until_bootstrapped_then_sie_config_state(harness_factory):
+    source = FakeConfig()
+    source.write("api/one")
+    source.gate = trio.Event()
+    h = await harness_factory(source)
+    assert not h.view.ready and h.view.syncing
+    source.gate.set()
+    await h.until(lambda: h.view.ready)
+    assert h.view.bundle_config_hash == source.hash
+    assert (h.view.epoch, h.view.generation) == (1, "g1")
+    assert "api/one" in {m.model_id for m in h.view.models}
+
+
+async def test_in_order_deltas_apply_duplicates_drop(harness_factory):
+    source = FakeConfig()
+    h = await harness_factory(source)
+    await h.until(lambda: h.view.ready)
+    first = source.write("d/one")
+    second = source.write("d/two")
+    for d in (first, first, second, first):
+        await h.tell(DeltaArrived(d))
+    await h.until(lambda: h.view.epoch == 2)
+    await h.until(lambda: h.count("sie_worker_deltas_total", result="stale") == 2)
+    assert h.view.bundle_config_hash == source.hash
+    assert h.count("sie_worker_deltas_total", result="applied") == 2
+    assert source.fetches == 1  # the bootstrap only
+
+
+async def test_gap_resyncs_and_buffered_deltas_replay(harness_factory):
+    source = FakeConfig()
+    h = await harness_factory(source)
+    await h.until(lambda: h.view.ready)
+    source.write("g/lost")                    # epoch 1 never reaches the worker
+    second = source.write("g/two")            # epoch 2: a gap
+    source.gate = trio.Event()                # hold the resync fetch
+    await h.tell(DeltaArrived(second))
+    await h.until(lambda: h.view.syncing)
+    assert h.view.ready  # serving its last state while resyncing
+    third = source.write("g/three")           # arrives while the fetch is in flight
+    await h.tell(DeltaArrived(third))
+    await h.until(lambda: h.count("sie_worker_deltas_total", result="buffered") == 1)
+    source.gate.set()
+    await h.until(lambda: not h.view.syncing and h.view.epoch == 3)
+    assert h.view.bundle_config_hash == source.hash
+    assert h.count("sie_worker_resyncs_total", cause="gap") == 1
+
+
+async def test_snapshot_older_than_buffered_delta_then_applies_it(harness_factory):
+    source = FakeConfig()
+    source.gate = trio.Event()
+    h = await harness_factory(source)
+    # the snapshot will be taken at epoch 0; epoch 1 arrives meanwhile and must not be lost
+    snapshot_registry = source.registry
+    first = source.write("late/one")
+    newer_registry, source.registry, source.epoch = source.registry, snapshot_registry, 0
+    await h.tell(DeltaArrived(first))
+    await h.until(lambda: h.count("sie_worker_deltas_total", result="buffered") == 1)
+    source.gate.set()
+    await h.until(lambda: h.view.ready and h.view.epoch == 1)
+    assert h.view.bundle_config_hash == newer_registry.bundle_config_hash("default")
+    assert h.count("sie_worker_deltas_total", result="applied") == 1
+
+
+async def test_hash_mismatch_after_apply_resyncs(harness_factory):
+    source = FakeConfig()
+    h = await harness_factory(source)
+    await h.until(lambda: h.view.ready)
+    good = source.write("m/one")
+    await h.tell(DeltaArrived(ConfigDelta(**{**good.__dict__, "bundle_config_hash": "0" * 64})))
+    await h.until(lambda: h.count("sie_worker_resyncs_total", cause="hash_mismatch") == 1)
+    await h.until(lambda: not h.view.syncing)
+    assert h.view.bundle_config_hash == source.hash and source.fetches == 2
+
+
+async def test_generation_change_resyncs(harness_factory):
+    source = FakeConfig()
+    h = await harness_factory(source)
+    await h.until(lambda: h.view.ready)
+    source.generation, source.epoch = "g2", 0
+    restarted = source.write("gen/new")       # epoch 1 of a new generation
+    await h.tell(DeltaArrived(restarted))
+    await h.until(lambda: h.view.generation == "g2")
+    assert h.view.epoch == 1 and h.view.bundle_config_hash == source.hash
+    assert h.count("sie_worker_resyncs_total", cause="generation") == 1
+
+
+async def test_unappliable_delta_resyncs(harness_factory):
+    source = FakeConfig()
+    h = await harness_factory(source)
+    await h.until(lambda: h.view.ready)
+    good = source.write("bad/doc")
+    await h.tell(DeltaArrived(ConfigDelta(**{**good.__dict__, "model_config": "- not a map"})))
+    await h.until(lambda: h.count("sie_worker_resyncs_total", cause="apply_failed") == 1)
+    await h.until(lambda: not h.view.syncing)
+    assert h.view.epoch == 1 and h.view.bundle_config_hash == source.hash
+
+
+async def test_epoch_observations(harness_factory):
+    source = FakeConfig()
+    h = await harness_factory(source)
+    await h.until(lambda: h.view.ready)
+    await h.tell(EpochObserved(source.info(), "timer"))   # in step: nothing
+    source.write("obs/missed")
+    await h.tell(EpochObserved(EpochReport(0, "g1", "", {"default": "stale"}), "timer"))  # same epoch, other hash
+    await h.until(lambda: h.count("sie_worker_resyncs_total", cause="bundle_config_hash") == 1)
+    await h.until(lambda: not h.view.syncing)
+    assert h.view.epoch == 1
+    await h.tell(EpochObserved(EpochReport(0, "g1", "", {"default": "old"}), "reconnect"))  # behind us: not drift
+    source.write("obs/next")
+    await h.tell(EpochObserved(source.info(), "reconnect"))
+    await h.until(lambda: h.view.epoch == 2 and not h.view.syncing)
+    assert h.count("sie_worker_resyncs_total", cause="epoch_ahead") == 1
+    assert source.fetches == 3
+
+
+async def test_fetch_failures_back_off_and_recover(harness_factory):
+    source = FakeConfig(failing=True)
+    h = await harness_factory(source)
+    await h.until(lambda: h.count("sie_worker_bootstrap_failures_total", reason="unreachable") >= 3)
+    assert not h.view.ready
+    source.failing = False
+    await h.until(lambda: h.view.ready)
+    assert h.view.bundle_config_hash == source.hash
+
+
+async def test_without_sie_config_deltas_apply_in_arrival_order(harness_factory):
+    writer = FakeConfig()
+    h = await harness_factory(None)
+    assert h.view.ready
+    writer.write("solo/lost")
+    second = writer.write("solo/two")
+    await h.tell(DeltaArrived(second))        # a gap nobody can close: applied as is
+    await h.until(lambda: h.view.epoch == 2)
+    assert "solo/two" in {m.model_id for m in h.view.models}
+    assert h.count("sie_worker_deltas_total", result="gap") == 1
+    assert h.count("sie_worker_resyncs_total", cause="gap") == 0
+
+
+async def test_shutdown_reports_not_ready(harness_factory):
+    h = await harness_factory(None)
+    await h.actor.ref.ask(ShutDown())
+    assert h.view.closing and not h.view.ready
+
+
+async def test_resync_request_fetches_again(harness_factory):
+    source = FakeConfig()
+    h = await harness_factory(source)
+    await h.until(lambda: h.view.ready)
+    source.write("quiet/write")  # no delta, no poll: only the request brings it
+    await h.tell(ResyncRequested("operator"))
+    await h.until(lambda: h.view.epoch == 1 and not h.view.syncing)
+    assert h.count("sie_worker_resyncs_total", cause="operator") == 1
