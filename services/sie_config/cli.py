@@ -10,6 +10,7 @@ import trio
 
 from sie_actors.http.app import install_signal_shutdown
 from sie_actors.logs import configure_logging
+from sie_actors.store import StoreUnavailable
 
 from sie_config.main import run_service
 from sie_config.settings import ConfigSettings
@@ -46,8 +47,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     configure_logging(args.log_level, args.json_logs)
     settings = ConfigSettings.from_env(host=args.host, port=args.port)
-    trio.run(_serve, settings)
-    return 0
+    failed = False
+    try:
+        trio.run(_serve, settings)
+    except* StoreUnavailable as group:
+        # Without its store sie-config cannot know its epoch: refuse to start, clearly.
+        for exc in group.exceptions:
+            logging.getLogger("sie_config").error("cannot start: config store unavailable: %s",
+                                                  exc)
+        failed = True
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

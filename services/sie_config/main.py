@@ -20,7 +20,7 @@ from functools import partial
 import trio
 
 from sie_actors.domain.errors import DomainError
-from sie_actors.domain.model_config import parse_model_yaml
+from sie_actors.domain.model_config import parse_stored_model_yaml
 from sie_actors.http.app import create_app, serve_app
 from sie_actors.nats.link import NatsLink, NatsSettings
 from sie_actors.runtime import Mailbox, Supervisor, actor_child
@@ -62,7 +62,7 @@ def initial_state(settings: ConfigSettings, store: ConfigStore | None) -> Config
             documents, sources = [], []
             for model_id, text in stored:
                 try:
-                    documents.append(parse_model_yaml(text))
+                    documents.append(parse_stored_model_yaml(text))
                     sources.append((model_id, text))
                 except DomainError as exc:
                     log.error("Failed to restore model %s: %s", model_id, exc.message)
@@ -84,7 +84,8 @@ async def run_service(settings: ConfigSettings, shutdown: trio.Event, *,
                       task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
     store = None
     if settings.store_url:
-        store = await trio.to_thread.run_sync(ConfigStore.open, settings.store_url)
+        store = await trio.to_thread.run_sync(
+            partial(ConfigStore.open, settings.store_url, timeout=settings.store_timeout))
     state = await trio.to_thread.run_sync(initial_state, settings, store)
     cell = StateCell(state)
     metrics = ConfigMetrics()

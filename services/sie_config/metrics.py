@@ -21,7 +21,7 @@ class ConfigMetrics(ServiceMetrics):
 
     def on_state(self, state: ConfigState) -> None:
         self.epoch.set(state.epoch)
-        total = len(state.registry.list_models())
+        total = len(state.registry)  # O(1); list_models() builds a sorted tuple
         api = len(state.api_models)
         self.models_total.labels("api").set(api)
         self.models_total.labels("filesystem").set(max(total - api, 0))

@@ -43,6 +43,7 @@ class ConfigSettings:
     router_id: str = "sie-config"
     idempotency_ttl: float = 24 * 3600.0
     idempotency_memory: int = 1000
+    store_timeout: float = 10.0
     nats_ping_interval: float = 2.0
     nats_flush_timeout: float = 1.0
 
@@ -60,6 +61,7 @@ class ConfigSettings:
             tokens=Tokens.from_env(env),
             router_id=producer_id(env),
             idempotency_ttl=env_float(env, "SIE_IDEMPOTENCY_TTL_S", 24 * 3600.0),
+            store_timeout=env_float(env, "SIE_CONFIG_STORE_TIMEOUT_S", 10.0),
             nats_ping_interval=env_float(env, "SIE_NATS_PING_INTERVAL_S", 2.0),
         )
         values.update(overrides)

@@ -14,6 +14,7 @@ from typing import Mapping
 
 import orjson
 
+from sie_actors.domain.jsonbytes import dumps_kept
 from sie_actors.domain.registry import ModelEntry, Registry
 from sie_actors.domain.snapshot import (SNAPSHOT_VERSION, SOURCE_API, SOURCE_FILESYSTEM,
                                         bundle_summary, export_model_entry, model_stub_yaml,
@@ -66,7 +67,8 @@ class ConfigState:
 
     @cached_property
     def _export_entries(self) -> list[bytes]:
-        return [orjson.dumps(self.export_entry(e)) for e in self.registry.list_models()]
+        # one entry per model, cached for the state's life: right-sized (see jsonbytes)
+        return [dumps_kept(self.export_entry(e)) for e in self.registry.list_models()]
 
     def export_body(self, generated_at: str, bundle_id: str | None = None) -> bytes:
         """The gateway bootstrap snapshot; with `bundle_id`, only that bundle's models plus the

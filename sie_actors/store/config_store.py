@@ -69,12 +69,14 @@ class ConfigStore:
         self._clock = clock
 
     @classmethod
-    def open(cls, url: str, *, clock: Callable[[], float] = time.time) -> ConfigStore:
+    def open(cls, url: str, *, clock: Callable[[], float] = time.time,
+             timeout: float | None = 10.0) -> ConfigStore:
         """Open a store by URL: a local path, ``file://``, ``memory://name``, ``s3://``, ``gs://``.
 
-        The clock is injectable so idempotency expiry can be tested without waiting.
+        The clock is injectable so idempotency expiry can be tested without waiting;
+        ``timeout`` bounds each remote call (object stores), so an unreachable store fails fast.
         """
-        return cls(open_backend(url), clock=clock)
+        return cls(open_backend(url, timeout=timeout), clock=clock)
 
     @property
     def location(self) -> str:

@@ -21,9 +21,14 @@ class FsspecBackend:
     aiohttp, ...), so any exception other than "not found" becomes StoreUnavailable here.
     """
 
-    def __init__(self, fs: Any, root: str) -> None:
+    def __init__(self, fs: Any, root: str, *, timeout: float | None = 10.0) -> None:
         self._fs = fs
         self._root = root.rstrip("/")
+        # Cloud clients retry for minutes against an unreachable or paused endpoint; the writer
+        # must answer 503 long before that. fsspec's async filesystems (s3fs, gcsfs) take a
+        # per-call `timeout` and cancel the request when it passes.
+        self._bounded = {"timeout": timeout} if timeout and getattr(fs, "async_impl", False) \
+            else {}
 
     @property
     def location(self) -> str:
@@ -38,38 +43,38 @@ class FsspecBackend:
     def read_bytes(self, rel: str) -> bytes | None:
         path = self._path(rel)
         try:
-            return bytes(self._fs.cat_file(path))
+            return bytes(self._fs.cat_file(path, **self._bounded))
         except FileNotFoundError:
             return None
         except Exception as exc:
-            raise StoreUnavailable(f"cannot read {self._url(path)}: {exc}") from exc
+            raise StoreUnavailable(f"cannot read {self._url(path)}: {_describe(exc)}") from exc
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         path = self._path(rel)
         try:
-            self._fs.pipe_file(path, data)
+            self._fs.pipe_file(path, data, **self._bounded)
         except Exception as exc:
-            raise StoreUnavailable(f"cannot write {self._url(path)}: {exc}") from exc
+            raise StoreUnavailable(f"cannot write {self._url(path)}: {_describe(exc)}") from exc
 
     def delete(self, rel: str) -> bool:
         path = self._path(rel)
         try:
-            self._fs.rm_file(path)
+            self._fs.rm_file(path, **self._bounded)
         except FileNotFoundError:
             return False
         except Exception as exc:
-            raise StoreUnavailable(f"cannot delete {self._url(path)}: {exc}") from exc
+            raise StoreUnavailable(f"cannot delete {self._url(path)}: {_describe(exc)}") from exc
         return True
 
     def exists(self, rel: str) -> bool:
         # fs.exists() answers False on *any* error; info() lets real failures through.
         path = self._path(rel)
         try:
-            self._fs.info(path)
+            self._fs.info(path, **self._bounded)
         except FileNotFoundError:
             return False
         except Exception as exc:
-            raise StoreUnavailable(f"cannot stat {self._url(path)}: {exc}") from exc
+            raise StoreUnavailable(f"cannot stat {self._url(path)}: {_describe(exc)}") from exc
         return True
 
     def list_names(self, rel_dir: str) -> list[str]:
@@ -78,13 +83,18 @@ class FsspecBackend:
             # Listings are cached by some implementations (s3fs); another process may have
             # written since, and a restore must see everything.
             self._fs.invalidate_cache(path)
-            entries = self._fs.ls(path, detail=True)
+            entries = self._fs.ls(path, detail=True, **self._bounded)
         except FileNotFoundError:
             return []
         except Exception as exc:
-            raise StoreUnavailable(f"cannot list {self._url(path)}: {exc}") from exc
+            raise StoreUnavailable(f"cannot list {self._url(path)}: {_describe(exc)}") from exc
         return [
             posixpath.basename(entry["name"].rstrip("/"))
             for entry in entries
             if entry.get("type") == "file"
         ]
+
+
+def _describe(exc: BaseException) -> str:
+    """Some client errors (timeouts) have an empty message; name the type then."""
+    return str(exc) or type(exc).__name__

@@ -10,6 +10,13 @@ Why each step of ``write_bytes`` is there:
 * ``fsync`` of the directory after the rename, so the new name itself survives a power loss.
   That also orders writes: when ``write_bytes`` returns, this write is durable before the
   caller starts the next one, which is what ConfigStore.commit_write relies on.
+* every step goes through one descriptor of the target's directory, opened first (temp file
+  created with ``dir_fd``, ``os.replace`` with ``src_dir_fd``/``dst_dir_fd``, ``fsync`` of that
+  descriptor), so the temp file, the rename and the fsync all happen in the same directory even
+  if its path is renamed or replaced meanwhile. Re-resolving the path for the directory fsync
+  turned a write that had already replaced the file into a reported failure (sie-chaos's store
+  fault: sie-config answered 503 "nothing was applied", and the model appeared at the next
+  restart).
 
 A temp file left behind by a kill is hidden (leading dot, ``.tmp`` suffix), ignored by every
 listing, and swept at the next open once it is old enough to be surely abandoned.
@@ -20,12 +27,12 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import tempfile
+import secrets
 import time
 from pathlib import Path
 
 from sie_actors.store.errors import StoreUnavailable
-from sie_actors.store.layout import IDEMPOTENCY_DIR, MODELS_DIR, is_temp_file_name
+from sie_actors.store.layout import IDEMPOTENCY_DIR, MODELS_DIR, TEMP_SUFFIX, is_temp_file_name
 
 log = logging.getLogger(__name__)
 
@@ -150,30 +157,51 @@ class LocalBackend:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    directory = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), _FILE_MODE)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
+        fd, temp = _create_temp(directory, path.name)
         try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), _FILE_MODE)
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path.name, src_dir_fd=directory, dst_dir_fd=directory)
+        except BaseException:
+            try:
+                os.unlink(temp, dir_fd=directory)
+            except OSError:
+                pass
+            raise
+        _fsync_fd(directory, path.parent)
+    finally:
+        os.close(directory)
+
+
+def _create_temp(directory: int, name: str) -> tuple[int, str]:
+    """A new hidden temp file next to ``name`` in the directory ``directory`` (a descriptor)."""
+    for _ in range(100):
+        temp = f".{name}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600,
+                           dir_fd=directory), temp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, f"no free temp file name for {name}")
 
 
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        _fsync_fd(fd, directory)
+    finally:
+        os.close(fd)
+
+
+def _fsync_fd(fd: int, directory: Path) -> None:
     try:
         os.fsync(fd)
     except OSError as exc:
         if exc.errno not in _DIR_FSYNC_UNSUPPORTED:
             raise
         log.debug("store: directory fsync unsupported on %s", directory)
-    finally:
-        os.close(fd)

@@ -13,12 +13,13 @@ import fsspec.core
 from sie_actors.store.backend import Backend
 from sie_actors.store.errors import StoreBackendMissing, StoreUnavailable
 from sie_actors.store.fsspec_backend import FsspecBackend
+from sie_actors.store.fsspec_loop import ensure_plain_fsspec_loop
 from sie_actors.store.local_backend import LocalBackend
 
 _LOCAL_SCHEMES = ("file://", "local://")
 
 
-def open_backend(url: str) -> Backend:
+def open_backend(url: str, *, timeout: float | None = 10.0) -> Backend:
     """Pick the backend for ``url``: a path or ``file://`` is local, any other scheme is fsspec.
 
     Raises ValueError for an empty URL or an unknown scheme, StoreBackendMissing when the
@@ -32,7 +33,7 @@ def open_backend(url: str) -> Backend:
             return _open_local(url[len(scheme) :])
     if "://" not in url:
         return _open_local(url)
-    return _open_fsspec(url)
+    return _open_fsspec(url, timeout)
 
 
 def _open_local(path: str) -> LocalBackend:
@@ -42,7 +43,8 @@ def _open_local(path: str) -> LocalBackend:
     return LocalBackend.open(Path(path).expanduser().absolute())
 
 
-def _open_fsspec(url: str) -> FsspecBackend:
+def _open_fsspec(url: str, timeout: float | None) -> FsspecBackend:
+    ensure_plain_fsspec_loop()
     try:
         fs, root = fsspec.core.url_to_fs(url)
     except ImportError as exc:
@@ -54,4 +56,4 @@ def _open_fsspec(url: str) -> FsspecBackend:
         raise ValueError(f"store URL {url!r} is not usable: {exc}") from exc
     except Exception as exc:
         raise StoreUnavailable(f"cannot set up store {url!r}: {exc}") from exc
-    return FsspecBackend(fs, root)
+    return FsspecBackend(fs, root, timeout=timeout)
