@@ -40,3 +40,5 @@ def configure_logging(level: str | None = None, json_lines: bool | None = None) 
     root.handlers[:] = [handler]
     root.setLevel(level_name)
     logging.getLogger("hypercorn.access").setLevel(logging.WARNING)
+    if root.level > logging.DEBUG:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll otherwise

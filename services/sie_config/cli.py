@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
+from functools import partial
 
-import trio
-
-from sie_actors.http.app import install_signal_shutdown
 from sie_actors.logs import configure_logging
+from sie_actors.service_cli import run_until_signalled, service_parser
 from sie_actors.store import StoreUnavailable
 
 from sie_config.main import run_service
@@ -18,30 +16,9 @@ from sie_config.settings import ConfigSettings
 VERSION = "0.1.0"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sie-config", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the config service")
-    serve.add_argument("--host", default="0.0.0.0")
-    serve.add_argument("--port", "-p", type=int, default=8080)
-    serve.add_argument("--log-level", "-l", default=None,
-                       help="debug|info|warning|error (env SIE_LOG_LEVEL, default info)")
-    serve.add_argument("--json-logs", action="store_true", default=None,
-                       help="JSON log lines (env SIE_LOG_JSON)")
-    sub.add_parser("version", help="print the version")
-    return parser
-
-
-async def _serve(settings: ConfigSettings) -> None:
-    shutdown = trio.Event()
-    async with trio.open_nursery() as nursery:
-        install_signal_shutdown(nursery, shutdown)
-        await run_service(settings, shutdown)
-        nursery.cancel_scope.cancel()
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser, _serve = service_parser("sie-config", __doc__)
+    args = parser.parse_args(argv)
     if args.command == "version":
         print(f"sie-config {VERSION}")
         return 0
@@ -49,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = ConfigSettings.from_env(host=args.host, port=args.port)
     failed = False
     try:
-        trio.run(_serve, settings)
+        run_until_signalled(partial(run_service, settings))
     except* StoreUnavailable as group:
         # Without its store sie-config cannot know its epoch: refuse to start, clearly.
         for exc in group.exceptions:

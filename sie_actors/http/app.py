@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 import trio
@@ -136,19 +136,3 @@ async def serve_app(app: QuartTrio, host: str, port: int, shutdown: trio.Event, 
     config.graceful_timeout = 2.0
     config.keep_alive_timeout = 30.0
     await serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
-
-
-def install_signal_shutdown(nursery: trio.Nursery, shutdown: trio.Event,
-                            on_signal: Callable[[], None] | None = None) -> None:
-    """SIGTERM/SIGINT set `shutdown` (graceful stop) instead of raising KeyboardInterrupt."""
-    import signal
-
-    async def watch() -> None:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for _ in signals:
-                shutdown.set()
-                if on_signal is not None:
-                    on_signal()
-                return
-
-    nursery.start_soon(watch)

@@ -33,18 +33,23 @@ class RunningService:
             await self.done.wait()
 
 
-async def start_config(nursery: trio.Nursery, **env: str) -> RunningService:
-    settings = ConfigSettings.from_env(base_env(**env), host="127.0.0.1", port=0)
+async def start_service(nursery: trio.Nursery, run, settings) -> RunningService:
+    """Run `run(settings, shutdown)` in `nursery` until its `stop()`; URL of its bound port."""
     shutdown, done = trio.Event(), trio.Event()
 
     async def runner(task_status=trio.TASK_STATUS_IGNORED):
         try:
-            await run_service(settings, shutdown, task_status=task_status)
+            await run(settings, shutdown, task_status=task_status)
         finally:
             done.set()
 
     urls = await nursery.start(runner)
     return RunningService(url=urls[0], shutdown=shutdown, done=done)
+
+
+async def start_config(nursery: trio.Nursery, **env: str) -> RunningService:
+    settings = ConfigSettings.from_env(base_env(**env), host="127.0.0.1", port=0)
+    return await start_service(nursery, run_service, settings)
 
 
 async def start_gateway(nursery: trio.Nursery, workers: tuple[str, ...] = (),
@@ -55,16 +60,7 @@ async def start_gateway(nursery: trio.Nursery, workers: tuple[str, ...] = (),
     environ = {k: v for k, v in base_env(**env).items()
                if k not in ("SIE_BUNDLES_DIR", "SIE_MODELS_DIR") or k in env}
     settings = GatewaySettings.from_env(environ, workers=workers, host="127.0.0.1", port=0)
-    shutdown, done = trio.Event(), trio.Event()
-
-    async def runner(task_status=trio.TASK_STATUS_IGNORED):
-        try:
-            await run_gateway(settings, shutdown, task_status=task_status)
-        finally:
-            done.set()
-
-    urls = await nursery.start(runner)
-    return RunningService(url=urls[0], shutdown=shutdown, done=done)
+    return await start_service(nursery, run_gateway, settings)
 
 
 async def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
