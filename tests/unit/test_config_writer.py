@@ -1,0 +1,81 @@
+"""The WriterActor's idempotency rules, with a store that fails on demand."""
+
+from __future__ import annotations
+
+import orjson
+import trio
+import yaml
+
+from sie_actors.store import ConfigStore, StoreUnavailable
+from sie_actors.seed import load_seed
+from sie_config.idempotency import IdempotencyBook
+from sie_config.state import ConfigState
+from sie_config.writer import StateCell, WriteModel, WriterActor
+from tests.conftest import REPO
+
+BODY = yaml.safe_dump({"sie_id": "w/model", "profiles": {"default": {
+    "adapter_path": "sie_server.adapters.sentence_transformer:X", "max_batch_tokens": 8}}}).encode()
+
+
+class FlakyStore:
+    """A memory store whose next `failures` commits fail."""
+
+    def __init__(self, name: str) -> None:
+        self.inner = ConfigStore.open(f"memory://{name}")
+        self.failures = 0
+
+    def commit_write(self, model_id, yaml_text, epoch):
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("injected failure")
+        self.inner.commit_write(model_id, yaml_text, epoch)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def make_writer(store) -> tuple[WriterActor, IdempotencyBook, StateCell]:
+    registry = load_seed(REPO / "bundles", REPO / "models").registry()
+    cell = StateCell(ConfigState(registry, {}, frozenset(), 0, "gen"))
+    book = IdempotencyBook()
+    return WriterActor(cell, book, store=store, router_id="sie-config"), book, cell
+
+
+async def test_waiters_get_the_real_failure_and_a_later_retry_runs_again(nursery, request):
+    store = FlakyStore(request.node.name)
+    store.failures = 1
+    writer, book, cell = make_writer(store)
+    ticket = book.completed  # both requests are sent before either is handled
+    outcomes = []
+
+    async def send():
+        outcomes.append(await writer.ref.ask(WriteModel(BODY, "key-1", ticket=ticket)))
+
+    async with trio.open_nursery() as senders:
+        senders.start_soon(send)
+        senders.start_soon(send)
+        nursery.start_soon(writer.run)
+    assert [o.status for o in outcomes] == [503, 503]
+    assert all(orjson.loads(o.body)["detail"]["error"] == "store_unavailable" for o in outcomes)
+    assert cell.current.registry.get_model("w/model") is None
+    # a retry sent after the failure runs again (failures are not cached) and succeeds
+    retry = await writer.ref.ask(WriteModel(BODY, "key-1", ticket=book.completed))
+    assert retry.status == 201
+    # and its success is replayed byte for byte, also after a "restart" (new book, same store)
+    again = await writer.ref.ask(WriteModel(BODY, "key-1", ticket=book.completed))
+    assert (again.status, again.body) == (201, retry.body)
+    fresh, _, _ = make_writer(store)
+    nursery.start_soon(fresh.run)
+    replayed = await fresh.ref.ask(WriteModel(BODY, "key-1"))
+    assert (replayed.status, replayed.body) == (201, retry.body)
+
+
+async def test_failed_commit_never_reuses_its_epoch(nursery, request):
+    store = FlakyStore(request.node.name)
+    writer, book, cell = make_writer(store)
+    nursery.start_soon(writer.run)
+    store.failures = 1
+    assert (await writer.ref.ask(WriteModel(BODY))).status == 503
+    assert (await writer.ref.ask(WriteModel(BODY))).status == 201
+    assert cell.current.epoch == 2  # epoch 1 may be in the store from the failed attempt
+    assert store.inner.read_epoch() == 2
