@@ -30,8 +30,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def free_port_block(size: int, start: int = 20000, stop: int = 60000) -> int:
-    """A base port such that base .. base+size-1 are all free now (for fixed-layout clusters)."""
+def free_port_block(size: int, start: int = 20000, stop: int = 32000) -> int:
+    """A base port such that base .. base+size-1 are all free now (for fixed-layout clusters).
+
+    The range stays below Linux's ephemeral ports (32768+), where a port that looks free can
+    still be taken by a just-closed outgoing connection and refuse a bind for a minute.
+    """
     import random
     for _ in range(200):
         base = random.randrange(start, stop - size)

@@ -63,6 +63,38 @@ def parse_model_yaml(body: bytes | str) -> dict[str, Any]:
     return data
 
 
+try:  # libyaml's parser, for documents our own services wrote (parse_stored_model_yaml)
+    from yaml import CSafeLoader as _StoredLoader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _StoredLoader = None
+
+
+def parse_stored_model_yaml(body: bytes | str) -> dict[str, Any]:
+    """``parse_model_yaml`` for documents our services wrote: store files read at restore, and
+    the ``model_config`` of deltas from a trusted producer.
+
+    Those come from ``dump_model_yaml`` (libyaml's emitter), and libyaml's parser reads them
+    about 10x faster than PyYAML's pure-Python one: 10,000 stored models take ~1.5 s instead of
+    ~12 s at sie-config's start, and a delta ~0.1 ms instead of ~1.2 ms on every gateway and
+    worker. Only scanning and parsing change (the constructor and resolver are SafeLoader's),
+    and on emitter output, ours or the original's ``yaml.dump``, both parsers agree
+    (tests/unit/test_domain_stored_yaml.py). On odd hand-written YAML libyaml is more lenient
+    (``0: !`` reads as ``{0: ''}``, not ``{0: None}``), which is why POST bodies keep the
+    original's pure-Python parser. Whatever libyaml refuses, or reads as something other than a
+    mapping, goes through ``parse_model_yaml``, so errors read exactly as for a POST body.
+    """
+    if _StoredLoader is None:
+        return parse_model_yaml(body)
+    try:
+        data = yaml.load(decode_utf8(body), Loader=_StoredLoader)
+    except Exception:
+        return parse_model_yaml(body)
+    if not isinstance(data, dict):
+        return parse_model_yaml(body)
+    check_expanded_size(data)
+    return data
+
+
 MAX_EXPANDED_NODES = 1_000_000
 
 
