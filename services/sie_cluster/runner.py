@@ -134,6 +134,20 @@ class ClusterRunner:
                 except (RuntimeError, trio.TooSlowError) as exc:
                     self.report(f"!! {child.spec.name} did not become ready: {exc}")
 
+    async def restart_child(self, name: str) -> Child:
+        """Start an exited child again (same command line, same port) and wait until it is ready.
+
+        For tools that decide restarts themselves (`restart=False`), such as sie-chaos's nemesis.
+        """
+        child = self.children[name]
+        if child.alive:
+            raise RuntimeError(f"{name} is still running")
+        child.stopping = False
+        await _start(child)
+        async with httpx.AsyncClient() as client:
+            await wait_ready(child, client, self.ready_timeout)
+        return child
+
     async def stop_all(self) -> None:
         plan = self.plan
         async with trio.open_nursery() as nursery:

@@ -21,6 +21,7 @@ import trio
 
 from sie_actors.domain.errors import DomainError
 from sie_actors.domain.model_config import parse_stored_model_yaml
+from sie_actors.gcpause import gc_paused
 from sie_actors.http.app import create_app, serve_app
 from sie_actors.nats.link import NatsLink, NatsSettings
 from sie_actors.runtime import Mailbox, Supervisor, actor_child
@@ -86,7 +87,12 @@ async def run_service(settings: ConfigSettings, shutdown: trio.Event, *,
     if settings.store_url:
         store = await trio.to_thread.run_sync(
             partial(ConfigStore.open, settings.store_url, timeout=settings.store_timeout))
-    state = await trio.to_thread.run_sync(initial_state, settings, store)
+
+    def load() -> ConfigState:
+        with gc_paused():  # a restore allocates in bulk: see sie_actors/gcpause.py
+            return initial_state(settings, store)
+
+    state = await trio.to_thread.run_sync(load)
     cell = StateCell(state)
     metrics = ConfigMetrics()
     metrics.on_state(state)

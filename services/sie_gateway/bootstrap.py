@@ -19,6 +19,7 @@ from sie_actors.domain.bundle import Bundle, parse_bundle_yaml
 from sie_actors.domain.errors import DomainError
 from sie_actors.domain.registry import Registry
 from sie_actors.domain.snapshot import parse_export
+from sie_actors.gcpause import gc_paused
 from sie_actors.http.auth import auth_headers
 
 
@@ -72,11 +73,12 @@ async def fetch_snapshot(base_url: str, token: str | None, timeout: float) -> Sn
 
 
 def _build(bundles: tuple[Bundle, ...], export_body: bytes, bundles_hash: str) -> Snapshot:
-    try:
-        export = parse_export(export_body)
-    except DomainError as exc:
-        raise BootstrapFailed(f"malformed export: {exc.message}") from exc
-    registry = Registry.build(bundles, export.model_configs)
+    with gc_paused():  # bulk allocation: the collector would walk the heap for nothing
+        try:
+            export = parse_export(export_body)
+        except DomainError as exc:
+            raise BootstrapFailed(f"malformed export: {exc.message}") from exc
+        registry = Registry.build(bundles, export.model_configs)
     issues = tuple((issue.model_id or "?", issue.message) for issue in registry.load_issues)
     return Snapshot(registry, export.epoch, export.generation, bundles_hash,
                     export.skipped + issues)

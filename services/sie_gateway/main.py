@@ -134,7 +134,7 @@ async def run_service(settings: GatewaySettings, shutdown: trio.Event, *,
 
     app = create_app("sie_gateway", metrics)
     mount(app, cell, directory, settings.tokens, heartbeat_timeout=settings.heartbeat_timeout,
-          ready=ready)
+          ready=ready, metrics=metrics)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(supervisor.run)

@@ -20,7 +20,7 @@ import trio
 
 from sie_actors.domain.delta import ConfigDelta, is_trusted_producer
 from sie_actors.domain.errors import DomainError
-from sie_actors.domain.model_config import parse_model_yaml
+from sie_actors.domain.model_config import parse_stored_model_yaml
 from sie_actors.domain.registry import Registry
 from sie_actors.domain.snapshot import SOURCE_GATEWAY, model_summary
 from sie_actors.domain.sync import (DeltaVerdict, Drift, EpochReport, MirrorPosition,
@@ -125,7 +125,8 @@ class RegistryMirrorActor(Actor):
         if verdict is DeltaVerdict.APPLY:
             if kind == "model_added":
                 try:
-                    registry, _plan = state.registry.append(parse_model_yaml(delta.model_config))
+                    registry, _plan = state.registry.append(
+                        parse_stored_model_yaml(delta.model_config))
                 except DomainError as exc:
                     self._count_delta(kind, "apply_error")
                     log.warning("delta epoch %d for %s did not apply (%s); resyncing",

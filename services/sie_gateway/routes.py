@@ -16,6 +16,8 @@ from sie_actors.domain.resolve import resolve
 from sie_actors.domain.snapshot import SOURCE_GATEWAY, bundle_summary, bundle_yaml_view, gateway_model_yaml
 from sie_actors.http.app import YAML, error_response, guard_read, json_response, raw_response
 from sie_actors.http.auth import Tokens
+from sie_actors.http.fastpath import FastReads
+from sie_actors.http.metrics import ServiceMetrics
 
 from sie_gateway.mirror import MirrorCell
 from sie_gateway.readiness import healthy_views, model_status
@@ -25,9 +27,29 @@ STATUS_SUFFIX = "/status"
 
 
 def mount(app: QuartTrio, cell: MirrorCell, directory: WorkerDirectory, tokens: Tokens, *,
-          heartbeat_timeout: float, ready: callable) -> None:
+          heartbeat_timeout: float, ready: callable, metrics: ServiceMetrics | None = None) -> None:
+    """Register the routes; with `metrics`, the two hot reads (the model list and a model's
+    `/status`) are also answered by a `FastReads` layer in front of Quart (same bodies, same
+    headers, same metrics; anything but their 200 falls through to the routes below)."""
     def healthy():
         return healthy_views(directory.views(), trio.current_time(), heartbeat_timeout)
+
+    def status_body(model_path: str) -> bytes | None:
+        """`{id}/status` of a known model; None otherwise (the path may name a model itself)."""
+        if not model_path.endswith(STATUS_SUFFIX):
+            return None
+        state = cell.current
+        entry = state.registry.get_model(model_path[: -len(STATUS_SUFFIX)])
+        if entry is None:
+            return None
+        return orjson.dumps(model_status(entry, state.registry, state.position.epoch, healthy()))
+
+    if metrics is not None:
+        fast = FastReads(app.asgi_app, metrics, tokens)
+        fast.exact("/v1/configs/models", "/v1/configs/models",
+                   lambda _rest: cell.current.models_body)
+        fast.prefix("/v1/configs/models/", "/v1/configs/models/<path:model_path>", status_body)
+        app.asgi_app = fast
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -48,16 +70,26 @@ def mount(app: QuartTrio, cell: MirrorCell, directory: WorkerDirectory, tokens: 
     @app.get("/v1/configs/models/<path:model_path>")
     async def get_model(model_path: str) -> Response:
         guard_read(tokens)
+        body = status_body(model_path)
+        if body is not None:
+            return raw_response(body)
         state = cell.current
-        if model_path.endswith(STATUS_SUFFIX):
-            entry = state.registry.get_model(model_path[: -len(STATUS_SUFFIX)])
-            if entry is not None:
-                body = model_status(entry, state.registry, state.position.epoch, healthy())
-                return raw_response(orjson.dumps(body))
         entry = state.registry.get_model(model_path)
         if entry is None:
             raise ModelNotFound(model_path)
         return raw_response(gateway_model_yaml(entry).encode("utf-8"), content_type=YAML)
+
+    @app.get("/v1/configs/sync")
+    async def sync_position() -> Response:
+        """Where this replica's mirror stands, in the shape of sie-config's `/v1/configs/epoch`
+        (plus `bootstrapped`), so a probe can compare the two field by field."""
+        guard_read(tokens)
+        state = cell.current
+        return json_response({"epoch": state.position.epoch,
+                              "generation": state.position.generation,
+                              "bundles_hash": state.registry.bundles_hash,
+                              "bundle_config_hashes": state.registry.bundle_config_hashes(),
+                              "bootstrapped": state.bootstrapped})
 
     @app.get("/v1/configs/bundles")
     async def list_bundles() -> Response:

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import orjson
 
 from .errors import ValidationFailed
+from .jsonbytes import dumps_kept
 from .model_config import HASH_FIELDS
 
 
@@ -51,7 +52,8 @@ def profile_config_bytes(profile_name: str, profile: Mapping[str, Any]) -> bytes
     config = {key: profile.get(key) for key in HASH_FIELDS}
     config["adapter_options"] = normalize_adapter_options(config["adapter_options"])
     try:
-        return orjson.dumps(config, option=orjson.OPT_SORT_KEYS)
+        # kept with the model for the snapshot's life: right-sized (see jsonbytes)
+        return dumps_kept(config, option=orjson.OPT_SORT_KEYS)
     except (orjson.JSONEncodeError, TypeError, ValueError, RecursionError) as exc:
         raise ValidationFailed(
             f"Profile '{profile_name}' has a value that cannot be hashed: {exc}"

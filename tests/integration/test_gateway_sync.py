@@ -175,3 +175,28 @@ def test_config_down_at_gateway_start(spawn, tmp_path):
     wait_until(lambda: httpx.get(gateway.url + "/readyz").status_code == 200, 20,
                what="gateway ready after sie-config came up")
     wait_until(lambda: has_model(gateway.url, "after/start"), 20, what="model after bootstrap")
+
+
+async def test_sync_endpoint_reports_the_mirror_position(nursery):
+    """`GET /v1/configs/sync`: the replica's epoch, generation and hashes, comparable field by
+    field with sie-config's `/v1/configs/epoch` (what sie-chaos's checker compares)."""
+    from sie_actors.procs import free_port
+    from tests.integration.inproc import start_config, start_gateway, wait_for
+
+    config = await start_config(nursery)
+    gateway = await start_gateway(nursery, SIE_CONFIG_SERVICE_URL=config.url,
+                                  SIE_GATEWAY_POLL_INTERVAL_S="0.1")
+    orphan = await start_gateway(nursery, SIE_CONFIG_SERVICE_URL=f"http://127.0.0.1:{free_port()}")
+    async with config.client() as c:
+        assert (await c.post("/v1/configs/models", content=model("sync/one"))).status_code == 201
+        expected = (await c.get("/v1/configs/epoch")).json()
+    assert expected["epoch"] == 1
+    async with httpx.AsyncClient(timeout=5) as client:
+        async def matches():
+            body = (await client.get(gateway.url + "/v1/configs/sync")).json()
+            return body if {k: body.get(k) for k in expected} == expected else None
+        body = await wait_for(matches, 10, "gateway at sie-config's position")
+        assert body["bootstrapped"] is True
+        never = (await client.get(orphan.url + "/v1/configs/sync")).json()
+    assert never["bootstrapped"] is False
+    assert (never["epoch"], never["generation"]) == (0, "")

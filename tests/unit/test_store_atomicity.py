@@ -173,3 +173,37 @@ def test_model_failure_on_any_backend_leaves_an_epoch_that_counts_it(backend_url
         store.commit_write("org/m", "x: 1\n", 4)
     assert store.read_model("org/m") is None
     assert store.read_epoch() == 4
+
+
+def test_a_directory_swapped_during_a_write_never_hides_a_stored_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by sie-chaos: its store fault replaces `models/` by a file while writes run. A write
+    whose rename had landed then failed its directory fsync (done by path, which now named the
+    file) and reported failure; sie-config answered 503 "nothing was applied", and the model
+    appeared at the next restart. Either the write raises and is absent, or it returns and is
+    stored: never both."""
+    store = ConfigStore.open(str(tmp_path))
+    store.commit_write("org/m", "version: 1\n", 1)
+    models, away = tmp_path / "models", tmp_path / "models.away"
+    real_replace = os.replace
+
+    def replace_then_swap(src, dst, *args, **kwargs) -> None:
+        real_replace(src, dst, *args, **kwargs)
+        if str(dst).endswith("org__m.yaml"):
+            models.rename(away)
+            models.write_text("the store is failing")
+
+    monkeypatch.setattr(os, "replace", replace_then_swap)
+    try:
+        store.commit_write("org/m", "version: 2\n", 2)
+        raised = False
+    except StoreUnavailable:
+        raised = True
+    monkeypatch.undo()
+    models.unlink()
+    away.rename(models)
+    stored = ConfigStore.open(str(tmp_path)).read_model("org/m")
+    assert stored == ("version: 1\n" if raised else "version: 2\n")
+    assert not raised  # the whole write happened in one directory, which came back intact
+    assert temp_files(tmp_path) == []

@@ -157,6 +157,33 @@ async def test_gap_resyncs_and_buffered_deltas_replay(harness_factory):
     assert h.count("sie_worker_resyncs_total", cause="gap") == 1
 
 
+async def test_gap_of_other_bundles_writes_applies_without_a_resync(harness_factory):
+    """Found by sie-chaos: a worker hears only its bundle's subject, so other bundles' writes
+    look like epoch gaps, and it fetched a full snapshot for most deltas. A delta whose hash
+    we reproduce after applying it proves nothing of ours was missed."""
+    source = FakeConfig()
+    h = await harness_factory(source)
+    await h.until(lambda: h.view.ready)
+    other = yaml.safe_dump({"sie_id": "other/sg", "profiles": {"default": {
+        "adapter_path": "sie_server.adapters.sglang:SGLangAdapter", "max_batch_tokens": 64}}})
+    source.registry, _plan = source.registry.append(parse_model_yaml(other))
+    source.epoch += 1                          # epoch 1: sglang only, nothing on our subject
+    mine = source.write("d/mine")              # epoch 2: ours, across the gap
+    await h.tell(DeltaArrived(mine))
+    await h.until(lambda: h.view.epoch == 2)
+    assert h.view.bundle_config_hash == source.hash
+    assert h.count("sie_worker_deltas_total", result="applied_over_gap") == 1
+    assert h.count("sie_worker_resyncs_total", cause="gap") == 0
+    assert source.fetches == 1  # the bootstrap only
+    # a gap that hides one of *our* writes still resyncs (the hash cannot match)
+    source.write("d/lost")
+    after = source.write("d/after")
+    await h.tell(DeltaArrived(after))
+    await h.until(lambda: h.view.epoch == 4 and not h.view.syncing)
+    assert h.count("sie_worker_resyncs_total", cause="gap") == 1
+    assert h.view.bundle_config_hash == source.hash
+
+
 async def test_snapshot_older_than_buffered_delta_then_applies_it(harness_factory):
     source = FakeConfig()
     source.gate = trio.Event()

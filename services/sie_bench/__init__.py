@@ -1,0 +1,1 @@
+"""sie-bench: propagation, acks, recovery and scale of the control plane, measured on loopback."""

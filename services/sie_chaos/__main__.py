@@ -1,0 +1,5 @@
+import sys
+
+from sie_chaos.cli import main
+
+sys.exit(main())

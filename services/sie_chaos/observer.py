@@ -1,0 +1,245 @@
+"""The observer: probes every process of the cluster over HTTP, all the time, and records what
+each one says about its position.
+
+One probe reads, concurrently: sie-config's `/v1/configs/epoch`; every gateway's
+`/v1/configs/sync` and `/v1/configs/bundles` (healthy workers per bundle); every worker's
+`/v1/worker/status`. A node that does not answer is `None` in that probe. The (epoch, generation)
+of sie-config and of each gateway is recorded in the history whenever it changes, which is what
+the checker's epoch-regression rule reads.
+
+Two judgements are made from probes (pure functions, tested by themselves):
+- `caught_up`: after a heal, the cluster has caught up with sie-config (writes keep coming, so
+  "equal" is a moving target): every gateway is bootstrapped on sie-config's generation at or
+  past the epoch sie-config had right after the heal, sees all workers, and every worker is ready
+  and reports a hash sie-config had for its bundle since the heal;
+- `convergence_problems`: at the end, with the workload stopped, every gateway equals sie-config
+  exactly (epoch, generation, `bundles_hash`, each `bundle_config_hash`) and every worker's hash
+  is sie-config's for its bundle. Then every model's `/status` must be all-acked everywhere.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Mapping
+from urllib.parse import quote
+
+import httpx
+import trio
+
+from sie_chaos.history import History
+
+SYNC_FIELDS = ("epoch", "generation", "bundles_hash", "bundle_config_hashes")
+
+
+@dataclass(frozen=True)
+class Targets:
+    config: str                               # sie-config's base URL
+    gateways: Mapping[str, str]               # name -> base URL
+    workers: Mapping[str, tuple[str, str]]    # name -> (base URL, bundle)
+
+    @property
+    def expected_workers(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for _url, bundle in self.workers.values():
+            counts[bundle] += 1
+        return dict(sorted(counts.items()))
+
+
+@dataclass(frozen=True)
+class Probe:
+    started: float                                # trio time when the probe started
+    config: dict | None
+    gateways: dict[str, dict | None]
+    gateway_workers: dict[str, dict[str, int] | None]
+    workers: dict[str, dict | None]
+    finished: float = 0.0
+
+
+def caught_up(probe: Probe, floor_epoch: int, seen_hashes: Mapping[str, set[str]],
+              expected_workers: Mapping[str, int]) -> bool:
+    config = probe.config
+    if config is None:
+        return False
+    for sync in probe.gateways.values():
+        if (sync is None or not sync.get("bootstrapped")
+                or sync.get("generation") != config.get("generation")
+                or sync.get("epoch", -1) < floor_epoch):
+            return False
+    if any(counts != dict(expected_workers) for counts in probe.gateway_workers.values()):
+        return False
+    for status in probe.workers.values():
+        if (status is None or not status.get("ready")
+                or status.get("bundle_config_hash") not in seen_hashes.get(status.get("bundle"),
+                                                                           ())):
+            return False
+    return True
+
+
+def convergence_problems(probe: Probe, expected_workers: Mapping[str, int]) -> list[str]:
+    """Why the cluster is not exactly at sie-config's state; [] when it is."""
+    config = probe.config
+    if config is None:
+        return ["sie-config did not answer"]
+    problems = []
+    for name, sync in probe.gateways.items():
+        if sync is None:
+            problems.append(f"{name} did not answer")
+            continue
+        for key in SYNC_FIELDS:
+            if sync.get(key) != config.get(key):
+                problems.append(f"{name} {key} {_short(sync.get(key))} != sie-config's "
+                                f"{_short(config.get(key))}")
+    for name, counts in probe.gateway_workers.items():
+        if counts is not None and counts != dict(expected_workers):
+            problems.append(f"{name} sees workers {counts}, expected {dict(expected_workers)}")
+    hashes = config.get("bundle_config_hashes") or {}
+    for name, status in probe.workers.items():
+        if status is None:
+            problems.append(f"{name} did not answer")
+            continue
+        bundle = status.get("bundle")
+        if not status.get("ready"):
+            problems.append(f"{name} is not ready")
+        if status.get("bundle_config_hash") != hashes.get(bundle):
+            problems.append(f"{name} hash {_short(status.get('bundle_config_hash'))} != "
+                            f"sie-config's {_short(hashes.get(bundle))} for bundle {bundle}")
+    return problems
+
+
+def _short(value) -> str:
+    if isinstance(value, str) and len(value) > 16:
+        return value[:12] + "…"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in sorted(value.items())) + "}"
+    return repr(value)
+
+
+@dataclass
+class Observer:
+    targets: Targets
+    history: History
+    interval: float = 0.2
+    timeout: float = 1.0
+    token: str | None = None
+    latest: Probe | None = None
+    _changed: trio.Event = field(default_factory=trio.Event)
+    _last_seen: dict[str, tuple] = field(default_factory=dict)
+
+    def client(self) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return httpx.AsyncClient(headers=headers, timeout=self.timeout)
+
+    async def run(self) -> None:
+        async with self.client() as http:
+            while True:
+                probe = await self.probe(http)
+                self._record(probe)
+                self.latest = probe
+                self._changed.set()
+                self._changed = trio.Event()
+                await trio.sleep(self.interval)
+
+    async def next_probe(self) -> Probe:
+        """The first probe that starts after this call."""
+        asked = trio.current_time()
+        while self.latest is None or self.latest.started < asked:
+            await self._changed.wait()
+        return self.latest
+
+    async def probe(self, http: httpx.AsyncClient) -> Probe:
+        started = trio.current_time()
+        targets = self.targets
+        config: list = [None]
+        gateways: dict = {name: None for name in targets.gateways}
+        gateway_workers: dict = {name: None for name in targets.gateways}
+        workers: dict = {name: None for name in targets.workers}
+
+        async def get(url: str, into: dict, key) -> None:
+            try:
+                response = await http.get(url)
+                if response.status_code == 200:
+                    into[key] = response.json()
+            except (httpx.HTTPError, ValueError):
+                pass
+
+        bundles: dict = {}
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(get, targets.config + "/v1/configs/epoch", config, 0)
+            for name, url in targets.gateways.items():
+                nursery.start_soon(get, url + "/v1/configs/sync", gateways, name)
+                nursery.start_soon(get, url + "/v1/configs/bundles", bundles, name)
+            for name, (url, _bundle) in targets.workers.items():
+                nursery.start_soon(get, url + "/v1/worker/status", workers, name)
+        for name, body in bundles.items():
+            gateway_workers[name] = {b["bundle_id"]: b.get("connected_workers", 0)
+                                     for b in body.get("bundles", [])
+                                     if b.get("bundle_id") in self.targets.expected_workers}
+        return Probe(started, config[0], gateways, gateway_workers, workers,
+                     finished=trio.current_time())
+
+    def _record(self, probe: Probe) -> None:
+        nodes = {"sie-config": probe.config, **probe.gateways}
+        for node, body in nodes.items():
+            if body is None:
+                continue
+            seen = (body.get("epoch"), body.get("generation"), body.get("bootstrapped", True))
+            if self._last_seen.get(node) != seen:
+                self._last_seen[node] = seen
+                self.history.record("observe", node=node, epoch=seen[0], generation=seen[1],
+                                    bootstrapped=seen[2])
+
+    async def wait_caught_up(self, cap: float) -> float | None:
+        """Seconds from now until `caught_up` holds, or None if it did not within `cap`."""
+        start = trio.current_time()
+        floor: int | None = None
+        seen: dict[str, set[str]] = defaultdict(set)
+        with trio.move_on_after(cap):
+            while True:
+                probe = await self.next_probe()
+                if probe.config is None:
+                    continue
+                if floor is None:
+                    floor = int(probe.config.get("epoch", 0))
+                for bundle, value in (probe.config.get("bundle_config_hashes") or {}).items():
+                    seen[bundle].add(value)
+                if caught_up(probe, floor, seen, self.targets.expected_workers):
+                    return round(probe.finished - start, 3)
+        return None
+
+
+async def models_of(http: httpx.AsyncClient, base_url: str) -> dict[str, list[str]] | None:
+    """`GET /v1/configs/models` as {model_id: sorted profiles}, or None without an answer."""
+    try:
+        response = await http.get(base_url + "/v1/configs/models", timeout=30.0)
+        if response.status_code != 200:
+            return None
+        return {m["model_id"]: sorted(m.get("profiles") or [])
+                for m in response.json().get("models", [])}
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+
+
+async def not_acked(http: httpx.AsyncClient, base_url: str, model_ids, *,
+                    concurrency: int = 16) -> list[str]:
+    """The models whose `/status` on this gateway is not all-acked (models without bundles are
+    never acked and are skipped)."""
+    pending: list[str] = []
+    limiter = trio.CapacityLimiter(concurrency)
+
+    async def check(model_id: str) -> None:
+        async with limiter:
+            try:
+                response = await http.get(
+                    f"{base_url}/v1/configs/models/{quote(model_id, safe='/')}/status",
+                    timeout=10.0)
+                body = response.json() if response.status_code == 200 else None
+            except (httpx.HTTPError, ValueError):
+                body = None
+        if body is None or (not body.get("no_bundles") and not body.get("all_bundles_acked")):
+            pending.append(model_id)
+
+    async with trio.open_nursery() as nursery:
+        for model_id in model_ids:
+            nursery.start_soon(check, model_id)
+    return sorted(pending)

@@ -1,0 +1,128 @@
+"""What one answer means for a write (the workload's outcome rules), the generated operations,
+and the observer's convergence judgements."""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+import pytest
+import yaml
+
+from sie_chaos.observer import Probe, caught_up, convergence_problems
+from sie_chaos.workload import (AttemptResult, OpGenerator, classify_exception,
+                                classify_response, settle)
+
+
+def error(code: str) -> bytes:
+    return orjson.dumps({"detail": {"error": code, "message": "..."}})
+
+
+@pytest.mark.parametrize("status, body, kind, retry", [
+    (201, b"{}", "ok", False),
+    (200, b"{}", "ok", False),
+    (503, error("nats_unavailable"), "definite", True),
+    (503, error("store_unavailable"), "definite", True),
+    (503, error("write_timeout"), "unknown", True),
+    (503, b"<html>proxy</html>", "unknown", True),
+    (409, error("conflict"), "definite", False),
+    (422, error("idempotency_mismatch"), "definite", False),
+    (500, b"oops", "unknown", True),
+])
+def test_answers(status, body, kind, retry):
+    result = classify_response(status, body)
+    assert (result.kind, result.retry) == (kind, retry)
+
+
+def test_transport_errors():
+    request = httpx.Request("POST", "http://x")
+    assert classify_exception(httpx.ConnectError("refused", request=request)).kind == "definite"
+    assert classify_exception(httpx.ReadTimeout("slow", request=request)).kind == "unknown"
+    assert classify_exception(httpx.RemoteProtocolError("gone", request=request)).kind == \
+        "unknown"
+
+
+def r(kind: str) -> AttemptResult:
+    return AttemptResult(kind, True, "x")
+
+
+def test_settle():
+    assert settle([r("unknown"), r("definite"), r("ok")]) == "ok"
+    assert settle([r("definite"), r("definite")]) == "failed"
+    assert settle([r("definite"), r("unknown"), r("definite")]) == "indeterminate"
+    assert settle([]) == "indeterminate"
+
+
+def test_every_operation_writes_its_own_pair_with_its_own_key():
+    adapters = {"default": "m.a:X", "sglang": "m.b:Y"}
+    generator = OpGenerator(5, 1, adapters, append_ratio=0.5)
+    ops = [generator.next(i) for i in range(1, 200)]
+    assert len({(o.model, o.profile) for o in ops}) == len(ops)
+    assert len({o.key for o in ops}) == len(ops)
+    assert {o.f for o in ops} == {"add", "append"} and {o.bundle for o in ops} == set(adapters)
+    for op in ops:
+        doc = yaml.safe_load(op.body)
+        assert doc["sie_id"] == op.model and list(doc["profiles"]) == [op.profile]
+        assert doc["profiles"][op.profile]["adapter_path"] == adapters[op.bundle]
+    again = OpGenerator(5, 1, adapters, append_ratio=0.5)
+    assert [again.next(i) for i in range(1, 200)] == ops
+
+
+CONFIG = {"epoch": 9, "generation": "g", "bundles_hash": "B",
+          "bundle_config_hashes": {"default": "h9", "sglang": "s9"}}
+
+
+def probe(gateways=None, workers=None, seen_workers=None) -> Probe:
+    sync = dict(CONFIG, bootstrapped=True)
+    return Probe(0.0, CONFIG, gateways or {"gateway-0": sync},
+                 {"gateway-0": seen_workers or {"default": 1, "sglang": 1}},
+                 workers or {"w-d": {"ready": True, "bundle": "default",
+                                     "bundle_config_hash": "h9"},
+                             "w-s": {"ready": True, "bundle": "sglang",
+                                     "bundle_config_hash": "s9"}})
+
+
+EXPECTED = {"default": 1, "sglang": 1}
+
+
+def test_caught_up_and_converged():
+    seen = {"default": {"h8", "h9"}, "sglang": {"s9"}}
+    assert caught_up(probe(), 9, seen, EXPECTED)
+    assert convergence_problems(probe(), EXPECTED) == []
+
+
+def test_not_caught_up():
+    seen = {"default": {"h9"}, "sglang": {"s9"}}
+    behind = dict(CONFIG, epoch=8, bootstrapped=True)
+    assert not caught_up(probe(gateways={"gateway-0": behind}), 9, seen, EXPECTED)
+    assert caught_up(probe(gateways={"gateway-0": behind}), 8, seen, EXPECTED)
+    other = dict(CONFIG, generation="h", bootstrapped=True)
+    assert not caught_up(probe(gateways={"gateway-0": other}), 0, seen, EXPECTED)
+    assert not caught_up(probe(gateways={"gateway-0": None}), 0, seen, EXPECTED)
+    assert not caught_up(probe(seen_workers={"default": 1, "sglang": 0}), 0, seen, EXPECTED)
+    stale = {"w-d": {"ready": True, "bundle": "default", "bundle_config_hash": "h1"}}
+    assert not caught_up(probe(workers=stale), 0, seen, EXPECTED)
+
+
+def test_convergence_problems_name_the_difference():
+    lagging = dict(CONFIG, epoch=8, bundles_hash="A", bootstrapped=True)
+    problems = convergence_problems(probe(gateways={"gateway-0": lagging}), EXPECTED)
+    assert problems == ["gateway-0 epoch 8 != sie-config's 9",
+                        "gateway-0 bundles_hash 'A' != sie-config's 'B'"]
+    stale = {"w-d": {"ready": False, "bundle": "default", "bundle_config_hash": "h1"}}
+    assert convergence_problems(probe(workers=stale), EXPECTED) == [
+        "w-d is not ready", "w-d hash 'h1' != sie-config's 'h9' for bundle default"]
+
+
+def test_a_success_body_must_acknowledge_the_operations_own_write():
+    from sie_chaos.workload import ack_problem
+    op = OpGenerator(1, 0, {"default": "m.a:X"}, append_ratio=0).next(1)
+    created = orjson.dumps({"model_id": op.model, "created_profiles": [op.profile],
+                            "existing_profiles_skipped": []})
+    replayed = orjson.dumps({"model_id": op.model.upper(), "created_profiles": [],
+                             "existing_profiles_skipped": [op.profile]})
+    assert ack_problem(op, created) == "" and ack_problem(op, replayed) == ""
+    other = orjson.dumps({"model_id": "chaos/else", "created_profiles": [op.profile]})
+    assert "not" in ack_problem(op, other)
+    assert "neither" in ack_problem(op, orjson.dumps({"model_id": op.model,
+                                                      "created_profiles": ["p9"]}))
+    assert "unreadable" in ack_problem(op, b"<html>")

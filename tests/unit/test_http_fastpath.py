@@ -1,0 +1,92 @@
+"""The gateway's hot reads answer the same through the FastReads layer as through Quart: same
+status, body, content headers and request metrics; everything but their 200 falls through."""
+
+from __future__ import annotations
+
+import pytest
+
+from sie_actors.domain.sync import MirrorPosition
+from sie_actors.http.app import create_app
+from sie_actors.http.auth import Tokens
+from sie_actors.seed import default_dir, load_seed
+from sie_gateway.metrics import GatewayMetrics
+from sie_gateway.mirror import MirrorCell, MirrorState
+from sie_gateway.routes import mount
+from sie_gateway.workers import WorkerDirectory
+
+PATHS = [
+    "/v1/configs/models",
+    "/v1/configs/models/BAAI/bge-m3/status",
+    "/v1/configs/models/baai/BGE-M3/status",  # case-insensitive lookup
+    "/v1/configs/models/no/such/status",  # unknown: Quart's 404
+    "/v1/configs/models/BAAI/bge-m3",  # not a hot read: Quart's YAML
+    "/v1/configs/models//BAAI/bge-m3/status",  # werkzeug's redirect
+    "/v1/configs/models/",
+    "/v1/configs/models?x=1",
+]
+
+
+def gateway(fast: bool, tokens: Tokens):
+    registry = load_seed(default_dir("bundles"), default_dir("models")).registry()
+    cell = MirrorCell(MirrorState(registry, MirrorPosition(7, "g"), bootstrapped=True))
+    metrics = GatewayMetrics()
+    app = create_app("sie_gateway", metrics)
+    mount(app, cell, WorkerDirectory(), tokens, heartbeat_timeout=15.0, ready=lambda: True,
+          metrics=metrics if fast else None)
+    return app, metrics
+
+
+async def answers(app, path: str, headers: dict) -> tuple:
+    client = app.test_client()
+    response = await client.get(path, headers=headers)
+    return (response.status_code, await response.get_data(),
+            response.headers.get("content-type"), response.headers.get("content-length"))
+
+
+def requests_counted(metrics) -> dict:
+    return {tuple(sample.labels.values()): sample.value
+            for metric in metrics.http_requests.collect() for sample in metric.samples
+            if sample.name.endswith("_total")}
+
+
+@pytest.mark.parametrize("tokens, headers", [
+    (Tokens(), {}),
+    (Tokens(read="r"), {}),
+    (Tokens(read="r"), {"Authorization": "Bearer wrong"}),
+    (Tokens(read="r"), {"Authorization": "Bearer r"}),
+    (Tokens(read="r", admin="a"), {"Authorization": "Bearer a"}),
+])
+async def test_fast_and_quart_answer_alike(tokens, headers):
+    fast_app, fast_metrics = gateway(True, tokens)
+    plain_app, plain_metrics = gateway(False, tokens)
+    assert fast_app.asgi_app is not plain_app.asgi_app
+    for path in PATHS:
+        assert await answers(fast_app, path, headers) == await answers(plain_app, path, headers), path
+    assert requests_counted(fast_metrics) == requests_counted(plain_metrics)
+
+
+async def test_a_request_with_a_body_goes_to_quart():
+    app, metrics = gateway(True, Tokens())
+    client = app.test_client()
+    response = await client.get("/v1/configs/models", data=b"x" * 10)
+    assert response.status_code == 200
+    assert b'"models"' in await response.get_data()
+
+
+async def test_hot_reads_do_not_reach_quart():
+    app, _ = gateway(True, Tokens())
+    fast = app.asgi_app
+    reached = []
+    inner = fast.app
+
+    async def counting(scope, receive, send):
+        reached.append(scope["path"])
+        await inner(scope, receive, send)
+
+    fast.app = counting
+    for path in PATHS:
+        await answers(app, path, {})
+    assert "/v1/configs/models" not in reached
+    assert "/v1/configs/models/BAAI/bge-m3/status" not in reached
+    assert "/v1/configs/models/no/such/status" in reached
+    assert "/v1/configs/models/BAAI/bge-m3" in reached
