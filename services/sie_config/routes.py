@@ -14,7 +14,7 @@ from sie_actors.domain.errors import BundleNotFound, ModelNotFound
 from sie_actors.domain.ids import validate_model_id
 from sie_actors.domain.resolve import resolve
 from sie_actors.domain.snapshot import bundle_yaml_view
-from sie_actors.http.app import (JSON, YAML, ServiceUnavailable, guard_read, guard_write,
+from sie_actors.http.app import (YAML, ServiceUnavailable, guard_read, guard_write,
                                  json_response, raw_response)
 from sie_actors.http.auth import Tokens, token_id
 from sie_actors.runtime import ActorRef, AskTimeout

@@ -12,7 +12,7 @@ gateway keeps serving what it has.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 
 import orjson

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-import orjson
 
 from sie_actors.domain.bundle import Bundle, bundle_from_mapping
 from sie_actors.domain.delta import ConfigDelta
 from sie_actors.domain.errors import ParseError
+from sie_actors.domain.jsonbytes import load_object
 from sie_actors.domain.registry import Registry
 from sie_actors.domain.snapshot import parse_export
 from sie_actors.domain.sync import (DeltaVerdict, Drift, EpochReport, MirrorPosition, judge_delta,
@@ -53,7 +53,7 @@ class BundleSnapshot:
 
 def parse_bundle_snapshot(body: bytes | str | Mapping[str, Any], bundle: str) -> BundleSnapshot:
     """Parse and check the snapshot; ``ParseError`` if it is not one for ``bundle``."""
-    obj = _load_object(body, "bundle snapshot")
+    obj = load_object(body, "bundle snapshot")
     export = parse_export(obj)
     raw_bundle = obj.get("bundle")
     if not isinstance(raw_bundle, Mapping):
@@ -93,15 +93,3 @@ def replay_order(deltas: Sequence[ConfigDelta]) -> list[ConfigDelta]:
         seen.add(key)
         ordered.append(delta)
     return ordered
-
-
-def _load_object(body: bytes | str | Mapping[str, Any], what: str) -> Mapping[str, Any]:
-    if isinstance(body, Mapping):
-        return body
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ParseError(f"{what} is not valid JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise ParseError(f"{what} must be a JSON object")
-    return obj

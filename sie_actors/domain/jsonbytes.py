@@ -1,4 +1,10 @@
-"""Right-sized copies of orjson output that is kept for a long time.
+"""JSON bytes in and out: reading a JSON object from a peer, and right-sized cached output.
+
+Every body we read from another service (an export, an epoch report, a status frame, an
+announcement) must be a JSON object; `load_object` is the one place that says so, with the same
+ParseError wording everywhere.
+
+Right-sized copies of orjson output that is kept for a long time:
 
 orjson (3.12 and later) returns a `bytes` whose allocation is rounded up far beyond its length
 (about 4 KiB for a 300-byte result, 8-16 KiB for 1-2 KiB) and never shrinks it; `sys.getsizeof`
@@ -10,9 +16,26 @@ bodies, messages) do not need it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import orjson
+
+from .errors import ParseError
+
+
+def load_object(body: bytes | str | Mapping[str, Any], what: str) -> Mapping[str, Any]:
+    """`body` decoded as a JSON object (a mapping passes through), or ParseError naming `what`."""
+    if isinstance(body, Mapping):
+        return body
+    if isinstance(body, (bytearray, memoryview)):
+        body = bytes(body)
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ParseError(f"{what} must be a JSON object")
+    return value
 
 
 def kept(data: bytes) -> bytes:

@@ -13,7 +13,7 @@ import yaml
 
 from .bundle import Bundle
 from .errors import ParseError
-from .model_config import decode_utf8
+from .jsonbytes import load_object
 from .registry import ModelEntry, Registry
 
 SNAPSHOT_VERSION = 1
@@ -150,13 +150,7 @@ def _entry_config(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def parse_export(body: bytes | str | Mapping[str, Any]) -> ExportSnapshot:
     """Parse ``GET /v1/configs/export`` (JSON bytes/text, or an already-decoded object)."""
-    if isinstance(body, (bytes, bytearray, memoryview, str)):
-        try:
-            body = orjson.loads(decode_utf8(body) if not isinstance(body, str) else body)
-        except orjson.JSONDecodeError as exc:
-            raise ParseError(f"Invalid export JSON: {exc}") from None
-    if not isinstance(body, Mapping):
-        raise ParseError("Export must be a JSON object")
+    body = load_object(body, "Export")
     epoch = body.get("epoch", 0)
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise ParseError("Export 'epoch' must be a non-negative integer")

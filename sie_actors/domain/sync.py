@@ -12,9 +12,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-import orjson
-
 from .errors import ParseError
+from .jsonbytes import load_object
 
 
 @dataclass(frozen=True)
@@ -67,13 +66,7 @@ class EpochReport:
 
     @classmethod
     def parse(cls, body: bytes | str | Mapping[str, Any]) -> "EpochReport":
-        if not isinstance(body, Mapping):
-            try:
-                body = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise ParseError(f"epoch response is not JSON: {exc}") from None
-        if not isinstance(body, Mapping):
-            raise ParseError("epoch response must be a JSON object")
+        body = load_object(body, "epoch response")
         epoch = body.get("epoch", 0)
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise ParseError("epoch response: 'epoch' must be a non-negative integer")

@@ -10,24 +10,15 @@ so gateways find workers without a restart or a static list.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from .errors import ParseError
+from .jsonbytes import load_object
 
 ANNOUNCE_SUBJECT = "sie.workers.announce"
-
-
-def _load_object(data: bytes | str, what: str) -> dict[str, Any]:
-    try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise ParseError(f"{what} is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise ParseError(f"{what} must be a JSON object")
-    return value
 
 
 def _typed(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any) -> Any:
@@ -58,7 +49,7 @@ class WorkerStatus:
 
     @classmethod
     def parse(cls, data: bytes | str) -> "WorkerStatus":
-        obj = _load_object(data, "status frame")
+        obj = load_object(data, "status frame")
         models = _typed(obj, "models", list, [])
         depth = 0
         for item in models:
@@ -124,7 +115,7 @@ class WorkerAnnouncement:
 
     @classmethod
     def from_json(cls, data: bytes | str) -> "WorkerAnnouncement":
-        obj = _load_object(data, "worker announcement")
+        obj = load_object(data, "worker announcement")
         url = obj.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ParseError("worker announcement needs an http(s) 'url'")

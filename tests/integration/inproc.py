@@ -7,7 +7,6 @@ that kill or pause a process use subprocesses instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import httpx
 import trio

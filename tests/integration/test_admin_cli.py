@@ -321,7 +321,7 @@ async def test_status_wait_timeout_names_the_pending_worker(nursery):
     assert result.code == 2
     assert len(stuck.polls) >= 2
     summary = result.out.splitlines()[-2:]
-    assert summary[0].startswith(f"timed out after 0.")
+    assert summary[0].startswith("timed out after 0.")
     assert summary[0].endswith(f"waiting for {MODEL_ID}: 1 of 1 gateway replica(s) not acked")
     assert summary[1] == (f"  {stuck.url} (epoch 5): bundle default: pending workers "
                           "w-stuck (1/2 acked)")

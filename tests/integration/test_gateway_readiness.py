@@ -4,7 +4,6 @@ status protocol: acked, pending, ineligible (other bundle, not ready, silent), n
 from __future__ import annotations
 
 import httpx
-import pytest
 import yaml
 
 from sie_actors.testing.fake_worker import start_fake_worker
