@@ -14,6 +14,7 @@ from sie_actors.domain.delta import ConfigDelta
 from sie_actors.nats.link import NatsLink, NatsSettings
 from sie_actors.procs import wait_until
 from tests.conftest import base_env
+from tests.integration.inproc import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,23 +35,17 @@ async def test_deltas_have_exact_payloads(nats_server, spawn, tmp_path, nursery)
                                        SIE_CONFIG_STORE_DIR=str(tmp_path / "store")))
     link = NatsLink(NatsSettings(url=nats_server.url, name="test-subscriber"))
     await nursery.start(link.run)
-    with trio.fail_after(10):
-        while not link.connected:
-            await trio.sleep(0.01)
+    await wait_for(lambda: link.connected, 10, "subscriber connected")
     per_bundle = await link.subscribe("sie.config.models.default")
     everything = await link.subscribe("sie.config.models._all")
-    with trio.fail_after(10):
-        while not await trio.to_thread.run_sync(
-                lambda: httpx.get(svc.url + "/v1/configs/epoch").json()):
-            await trio.sleep(0.01)
     # wait until sie-config itself is connected: a write is accepted (not 503)
     body = model("delta/model")
-    with trio.fail_after(15):
-        while True:
-            r = await trio.to_thread.run_sync(post, svc.url, body)
-            if r.status_code != 503:
-                break
-            await trio.sleep(0.05)
+
+    async def accepted():
+        r = await trio.to_thread.run_sync(post, svc.url, body)
+        return r if r.status_code != 503 else None
+
+    r = await wait_for(accepted, 15, "a write accepted")
     assert r.status_code == 201, r.text
     assert r.json()["warnings"] == [] and r.json()["router_id"] == "sie-config-test"
     with trio.fail_after(5):

@@ -14,6 +14,7 @@ from sie_actors.domain.delta import ALL_SUBJECT
 from sie_actors.nats.link import NatsLink, NatsSettings
 from sie_actors.procs import NatsServer, wait_until
 from tests.conftest import REPO, base_env
+from tests.integration.inproc import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -104,9 +105,7 @@ async def test_lost_delta_is_recovered_without_the_poll(nats_server, spawn, tmp_
                 await sink.publish_confirmed([(ALL_SUBJECT, raw)])
 
         nursery.start_soon(relay)
-        with trio.fail_after(10):
-            while not (source.connected and sink.connected):
-                await trio.sleep(0.01)
+        await wait_for(lambda: source.connected and sink.connected, 10, "relay connected")
         await trio.to_thread.run_sync(write_ok, config.url, model("lost/one"))
         await trio.to_thread.run_sync(write_ok, config.url, model("seen/two"))
         started = time.perf_counter()

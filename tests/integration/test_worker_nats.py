@@ -19,6 +19,7 @@ from sie_actors.nats.link import NatsLink, NatsSettings
 from sie_actors.procs import wait_until
 from sie_worker.catalog import load_catalog
 from tests.conftest import REPO, base_env
+from tests.integration.inproc import wait_for
 from tests.integration.worker_support import (NatsProxy, config_epoch, metric, model_yaml,
                                               post_until_accepted, spawn_worker,
                                               wait_nats_connected, wait_worker_hash, worker_env,
@@ -50,9 +51,7 @@ def start_worker(spawn, cfg_url: str, nats_url: str, name: str, port: int | None
 async def connected_link(url: str, nursery: trio.Nursery, name: str) -> NatsLink:
     link = NatsLink(NatsSettings(url=url, name=name))
     await nursery.start(link.run)
-    with trio.fail_after(10):
-        while not link.connected:
-            await trio.sleep(0.01)
+    await wait_for(lambda: link.connected, 10, f"{name} connected")
     return link
 
 
@@ -81,14 +80,12 @@ async def test_post_reaches_worker_status_stream_over_nats(nats_server, spawn, t
                 await got_frame.wait()
         before = frames[0][1]
         assert before.ready
-        with trio.fail_after(20):
-            while True:  # sie-config's own NATS link may still be connecting
-                posted_at = time.perf_counter()
-                r = await http.post(cfg.url + "/v1/configs/models", content=body)
-                acked_at = time.perf_counter()
-                if r.status_code != 503:
-                    break
-                await trio.sleep(0.05)
+        async def accepted():  # sie-config's own NATS link may still be connecting
+            posted_at = time.perf_counter()
+            r = await http.post(cfg.url + "/v1/configs/models", content=body)
+            return (r, posted_at, time.perf_counter()) if r.status_code != 503 else None
+
+        r, posted_at, acked_at = await wait_for(accepted, 20, "a write accepted")
         assert r.status_code == 201 and r.json()["warnings"] == [], r.text
         expected = (await http.get(cfg.url + "/v1/configs/epoch")).json()[
             "bundle_config_hashes"]["default"]
