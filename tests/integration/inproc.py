@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import httpx
 import trio
 
+
 from sie_config.main import run_service
 from sie_config.settings import ConfigSettings
 from tests.conftest import base_env
@@ -60,16 +61,3 @@ async def start_gateway(nursery: trio.Nursery, workers: tuple[str, ...] = (),
                if k not in ("SIE_BUNDLES_DIR", "SIE_MODELS_DIR") or k in env}
     settings = GatewaySettings.from_env(environ, workers=workers, host="127.0.0.1", port=0)
     return await start_service(nursery, run_gateway, settings)
-
-
-async def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
-    """Await `predicate()` (sync or async) until truthy, polling; fail after `timeout` s."""
-    import inspect
-    with trio.fail_after(timeout):
-        while True:
-            value = predicate()
-            if inspect.isawaitable(value):
-                value = await value
-            if value:
-                return value
-            await trio.sleep(0.01)

@@ -14,7 +14,7 @@ from sie_actors.domain.delta import ConfigDelta
 from sie_actors.nats.link import NatsLink, NatsSettings
 from sie_actors.procs import wait_until
 from tests.conftest import base_env
-from tests.integration.inproc import wait_for
+from sie_actors.testing.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

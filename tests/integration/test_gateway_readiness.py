@@ -7,7 +7,8 @@ import httpx
 import yaml
 
 from sie_actors.testing.fake_worker import start_fake_worker
-from tests.integration.inproc import start_config, start_gateway, wait_for
+from sie_actors.testing.waiting import wait_for
+from tests.integration.inproc import start_config, start_gateway
 
 
 def model(model_id: str, adapter="sie_server.adapters.sentence_transformer:X") -> bytes:

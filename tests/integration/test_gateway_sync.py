@@ -14,7 +14,7 @@ from sie_actors.domain.delta import ALL_SUBJECT
 from sie_actors.nats.link import NatsLink, NatsSettings
 from sie_actors.procs import NatsServer, wait_until
 from tests.conftest import REPO, base_env
-from tests.integration.inproc import wait_for
+from sie_actors.testing.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -180,7 +180,7 @@ async def test_sync_endpoint_reports_the_mirror_position(nursery):
     """`GET /v1/configs/sync`: the replica's epoch, generation and hashes, comparable field by
     field with sie-config's `/v1/configs/epoch` (what sie-chaos's checker compares)."""
     from sie_actors.procs import free_port
-    from tests.integration.inproc import start_config, start_gateway, wait_for
+    from tests.integration.inproc import start_config, start_gateway
 
     config = await start_config(nursery)
     gateway = await start_gateway(nursery, SIE_CONFIG_SERVICE_URL=config.url,

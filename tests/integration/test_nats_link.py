@@ -6,7 +6,7 @@ import pytest
 import trio
 
 from sie_actors.nats.link import NatsLink, NatsSettings
-from tests.integration.inproc import wait_for
+from sie_actors.testing.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

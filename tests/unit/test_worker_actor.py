@@ -18,6 +18,7 @@ from sie_worker.config_actor import (BundleConfigActor, DeltaArrived, EpochObser
 from sie_worker.metrics import WorkerMetrics
 from sie_worker.source import FetchError
 from sie_actors.domain.sync import EpochReport
+from sie_actors.testing.waiting import wait_for
 from sie_worker.sync import parse_bundle_snapshot
 from sie_worker.view import Identity, ViewCell, WorkerView
 from tests.conftest import REPO
@@ -93,9 +94,7 @@ class Harness:
         await self.actor.ref.tell(message)
 
     async def until(self, predicate) -> None:
-        with trio.fail_after(5):
-            while not predicate():
-                await trio.sleep(0.001)
+        await wait_for(predicate, 5, "harness condition", interval=0.001)
 
     def count(self, name: str, **labels: str) -> float:
         return self.metrics.registry.get_sample_value(name, labels) or 0.0

@@ -90,15 +90,20 @@ def models_add(args: Any, ctx: Context) -> int:
                    extra={"add": result})
 
 
-def models_list(args: Any, ctx: Context) -> int:
-    with ctx.targets.reader(args.source) as endpoint:
-        response = endpoint.request("GET", "/v1/configs/models")
+def _show_read(ctx: Context, source: str, method: str, path: str, view, **request) -> int:
+    """Read one JSON document: raw with --json, else through `view` for people."""
+    with ctx.targets.reader(source) as endpoint:
+        response = endpoint.request(method, path, **request)
         data = endpoint.json(response)
     if ctx.json_mode:
         ctx.print_raw(response.text)
     else:
-        ctx.print(*views.models_table(data))
+        ctx.print(*view(data))
     return exits.OK
+
+
+def models_list(args: Any, ctx: Context) -> int:
+    return _show_read(ctx, args.source, "GET", "/v1/configs/models", views.models_table)
 
 
 def models_get(args: Any, ctx: Context) -> int:
@@ -145,25 +150,12 @@ def resolve(args: Any, ctx: Context) -> int:
     payload: dict[str, Any] = {"model": args.spec}
     if args.bundle:
         payload["bundle"] = args.bundle
-    with ctx.targets.reader(args.source) as endpoint:
-        response = endpoint.request("POST", "/v1/configs/resolve", json=payload)
-        data = endpoint.json(response)
-    if ctx.json_mode:
-        ctx.print_raw(response.text)
-    else:
-        ctx.print(*views.resolve_lines(data))
-    return exits.OK
+    return _show_read(ctx, args.source, "POST", "/v1/configs/resolve", views.resolve_lines,
+                      json=payload)
 
 
 def bundles_list(args: Any, ctx: Context) -> int:
-    with ctx.targets.reader(args.source) as endpoint:
-        response = endpoint.request("GET", "/v1/configs/bundles")
-        data = endpoint.json(response)
-    if ctx.json_mode:
-        ctx.print_raw(response.text)
-    else:
-        ctx.print(*views.bundles_table(data))
-    return exits.OK
+    return _show_read(ctx, args.source, "GET", "/v1/configs/bundles", views.bundles_table)
 
 
 def write_atomically(path: Path, data: bytes) -> None:
