@@ -48,6 +48,10 @@ class Failure:
 
 
 class IdempotencyBook:
+    """What the writer must remember across its own restarts: remembered outcomes by key, the
+    ticket clock (`completed`), and the highest epoch a failed commit may have left in the store
+    (`epoch_floor`). It lives outside the WriterActor so a restarted incarnation keeps it."""
+
     def __init__(self, capacity: int = 1000) -> None:
         self.capacity = capacity
         self.completed = 0  # writes handled so far: the ticket clock
