@@ -109,6 +109,13 @@ def _merge_existing(
 
 MAX_SUGGESTED_ADAPTERS = 5
 
+# What a user who wanted to change a profile can do instead (the original's sentence comes first).
+CHANGED_PROFILE_HINT = (
+    "To use the new settings, add them as a new profile (another name under `profiles`), or "
+    "under a new model id; on a local `sie-cluster`, `sie-cluster up --fresh` starts again from "
+    "an empty store."
+)
+
 
 def unknown_adapters_message(unknown: list[str], known: frozenset[str] | set[str]) -> str:
     """The 422 for modules no bundle lists, naming the ones that exist, closest first.
@@ -155,7 +162,7 @@ def plan_append_on(view: Any, config: object, base: Any) -> AppendPlan:
             elif canonical_profile(profile) != canonical_profile(existing.profiles[name]):
                 raise ValidationFailed(
                     f"Profile '{name}' on model '{model_id}' already exists with different "
-                    "config (append-only -- cannot modify)"
+                    "config (append-only -- cannot modify). " + CHANGED_PROFILE_HINT
                 )
             else:
                 skipped.append(name)

@@ -52,7 +52,9 @@ def test_rule6_changed_profile_is_refused(registry: Registry) -> None:
     config = model("test/model", default=prof(BERT, tokens=1))
     assert fail(registry, config) == (
         "Profile 'default' on model 'test/model' already exists with different config "
-        "(append-only -- cannot modify)"
+        "(append-only -- cannot modify). To use the new settings, add them as a new profile "
+        "(another name under `profiles`), or under a new model id; on a local `sie-cluster`, "
+        "`sie-cluster up --fresh` starts again from an empty store."
     )
 
 
