@@ -388,8 +388,8 @@ async def test_status_wait_shows_one_live_line_on_a_tty(nursery):
     live, summary = result.out.rsplit("\n", 2)[:2]
     host = gw.url.split("://")[1]
     first, second = live.split("\r\x1b[K")
-    assert first.startswith(f"{MODEL_ID}  0/1 acked  [{host} pending 0/1]  0.")
-    assert second.startswith(f"{MODEL_ID}  1/1 acked  [{host} acked]  ")
+    assert first.startswith("[0.") and first.endswith(f"] {MODEL_ID}: 0/1 acked: {host} pending 0/1")
+    assert second.endswith(f"] {MODEL_ID}: 1/1 acked: {host} acked")
     assert summary.startswith(f"all 1 gateway replica(s) acked {MODEL_ID} (epoch 1) after ")
 
 
@@ -403,6 +403,7 @@ async def test_status_of_a_missing_model_is_reported_once_with_exit_5(nursery, s
                         "and sie-config answered 404 (see `sie models list`)\n")
     waited = await sie(*argv, "--wait", "--timeout", "30", "--interval", "0.05")
     assert waited.code == 5 and waited.err == once.err
+    assert once.out == "" and waited.out == ""                 # said once, on stderr only
     assert [len(g.polls) for g in gws] == [2, 2]               # one round each: no 404 polling
     assert gws[0].polls == ["no/such-model", "no/such-model"]
 

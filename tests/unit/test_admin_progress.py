@@ -84,11 +84,11 @@ def test_tty_progress_is_one_live_line_rewritten_in_place_and_clipped() -> None:
     progress.show([PENDING, DOWN], 0.5)
     first = out.getvalue()
     assert "\n" not in first and "\x1b[" not in first   # one line, nothing to erase yet
-    assert first == (f"{MODEL}  0/2 acked  [gw2 pending 1/3 | gw3 silent]  0.5s / 60s")
+    assert first == f"[0.5s/60s] {MODEL}: 0/2 acked: gw2 pending 1/3 | gw3 silent"
     progress.show([ACKED, DOWN], 1.0)
     second = out.getvalue()[len(first):]
     assert second.startswith("\r\x1b[K") and "\n" not in second
-    assert "1/2 acked  [gw1 acked | gw3 silent]  1.0s / 60s" in second
+    assert second.endswith(f"[1.0s/60s] {MODEL}: 1/2 acked: gw1 acked | gw3 silent")
     progress.close()
     assert out.getvalue().endswith("\n")                 # the summary starts on its own line
     narrow = TtyProgress(FakeTty(), MODEL, 60, width=lambda: 30)

@@ -89,11 +89,12 @@ class Fleet:
                 max(min(request_timeout, remaining), MIN_REQUEST_TIMEOUT)
             reports = self.poll(model_id, limit)
             elapsed = clock() - start
+            if give_up is not None and not all_acked(reports) and give_up(reports):
+                # said once by the caller; a progress line would only repeat it
+                return WaitResult(reports, elapsed, acked=False, timed_out=False, gave_up=True)
             show(reports, elapsed)
             if all_acked(reports):
                 return WaitResult(reports, elapsed, acked=True, timed_out=False)
-            if give_up is not None and give_up(reports):
-                return WaitResult(reports, elapsed, acked=False, timed_out=False, gave_up=True)
             if timeout is None:
                 return WaitResult(reports, elapsed, acked=False, timed_out=False)
             left = timeout - elapsed

@@ -93,11 +93,14 @@ def replica_state(report: ReplicaReport) -> str:
 
 def live_line(model_id: str, reports: list[ReplicaReport], elapsed: float,
               timeout: float | None) -> str:
-    """`org/m  1/2 acked  [127.0.0.1:8081 acked | 127.0.0.1:8082 pending 0/1]  3.2s / 60s`."""
+    """`[3.2s/60s] org/m: 1/2 acked: 127.0.0.1:8081 acked | 127.0.0.1:8082 pending 0/1`.
+
+    Time and verdict first: on a narrow terminal the clip takes the per-replica tail.
+    """
     acked = sum(r.acked for r in reports)
     states = " | ".join(f"{short_url(r.gateway)} {replica_state(r)}" for r in reports)
-    clock = f"{elapsed:.1f}s" if timeout is None else f"{elapsed:.1f}s / {timeout:g}s"
-    return f"{model_id}  {acked}/{len(reports)} acked  [{states}]  {clock}"
+    clock = f"{elapsed:.1f}s" if timeout is None else f"{elapsed:.1f}s/{timeout:g}s"
+    return f"[{clock}] {model_id}: {acked}/{len(reports)} acked: {states}"
 
 
 class TtyProgress:
