@@ -379,7 +379,8 @@ async def test_status_single_round_all_acked(nursery):
     assert result.out.splitlines()[-1].startswith(f"all 1 gateway replica(s) acked {MODEL_ID}")
 
 
-async def test_status_wait_shows_one_live_line_on_a_tty(nursery):
+async def test_status_wait_shows_one_live_line_on_a_tty(nursery, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough not to clip the line
     gw = await start_gateway(nursery, FakeGateway(script=[
         (200, status_body([], ["w-a"])), (200, status_body(["w-a"], []))]))
     result = await sie("--gateway-url", gw.url, "models", "status", MODEL_ID, "--wait",
