@@ -24,6 +24,9 @@ from tests.integration.inproc import start_config, start_gateway, start_service
 DOC = REPO / "docs" / "api.md"
 SAMPLES = {"model_id": "BAAI/bge-m3", "bundle_id": "default"}
 APP_NAMES = {"sie_config": "sie-config", "sie_gateway": "gateway", "sie_worker": "worker"}
+READ, ADMIN = "docs-read-token", "docs-admin-token"
+TOKENS = {"SIE_AUTH_TOKEN": READ, "SIE_ADMIN_TOKEN": ADMIN}
+ROLE_TOKEN = {"none": None, "read": READ, "admin": ADMIN}
 
 
 def endpoint_rows() -> list[dict[str, str]]:
@@ -79,11 +82,12 @@ async def cluster(nursery, tmp_path, monkeypatch):
             return app
         monkeypatch.setattr(module, "create_app", capture)
 
-    config = await start_config(nursery, SIE_CONFIG_STORE_DIR=str(tmp_path / "store"))
+    config = await start_config(nursery, SIE_CONFIG_STORE_DIR=str(tmp_path / "store"), **TOKENS)
     worker = await start_service(nursery, run_worker, WorkerSettings.from_env(
-        base_env(SIE_CONFIG_SERVICE_URL=config.url), host="127.0.0.1", port=0,
+        base_env(SIE_CONFIG_SERVICE_URL=config.url, **TOKENS), host="127.0.0.1", port=0,
         bundle="default", name="docs-worker"))
-    gateway = await start_gateway(nursery, workers=(worker.url,), SIE_CONFIG_SERVICE_URL=config.url)
+    gateway = await start_gateway(nursery, workers=(worker.url,), SIE_CONFIG_SERVICE_URL=config.url,
+                                  **TOKENS)
     urls = {"sie-config": config.url, "gateway": gateway.url, "worker": worker.url}
 
     async def ready(url):
@@ -94,7 +98,8 @@ async def cluster(nursery, tmp_path, monkeypatch):
     return urls, apps
 
 
-async def call(base: str, method: str, path: str) -> int:
+async def call(base: str, method: str, path: str, token: str | None = None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     if method == "WS":
         async with trio_websocket.open_websocket_url("ws" + base[4:] + path) as ws:
             with trio.fail_after(10):
@@ -106,17 +111,35 @@ async def call(base: str, method: str, path: str) -> int:
         kwargs["content"] = EXAMPLE_MODEL.read_bytes()
     elif (method, path) == ("POST", "/v1/configs/resolve"):
         kwargs["json"] = {"model": SAMPLES["model_id"]}
-    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=10, headers=headers) as client:
         response = await client.request(method, concrete(path), **kwargs)
     return response.status_code
 
 
 async def test_every_documented_endpoint_answers_its_documented_success(cluster):
+    """With both tokens configured: the documented token gets the documented success."""
     urls, _ = cluster
     for row in endpoint_rows():
-        status = await call(urls[row["service"]], row["method"], row["path"])
+        status = await call(urls[row["service"]], row["method"], row["path"],
+                            ROLE_TOKEN[row["token"]])
         expected = 101 if row["success"].startswith("frames") else int(row["success"][:3])
         assert status == expected, row
+
+
+async def test_the_token_column_is_what_each_endpoint_asks_for(cluster):
+    """`read` rows refuse a request without a token (401); `admin` rows also refuse the read
+    token (403); `none` rows need nothing (checked above, sent without a token)."""
+    urls, _ = cluster
+    for row in endpoint_rows():
+        if row["token"] == "none":
+            continue
+        base = urls[row["service"]]
+        assert await call(base, row["method"], row["path"]) == 401, row
+        assert "401" in row["errors"] and "403" in row["errors"], row
+        if row["token"] == "admin":
+            assert await call(base, row["method"], row["path"], READ) == 403, row
+        else:
+            assert await call(base, row["method"], row["path"], READ) != 403, row
 
 
 async def test_every_route_of_every_service_is_documented(cluster):
