@@ -7,6 +7,7 @@ new snapshot will need. Nothing is applied here; ``Registry.apply`` installs a p
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -14,6 +15,7 @@ from .bundle import Bundle
 from .delta import dump_model_yaml
 from .entry import ModelEntry
 from .errors import ValidationFailed
+from .fields import unknown_field_warnings
 from .hashing import model_entry_bytes, profile_config_bytes
 from .ids import canonical_lower
 from .model_config import (
@@ -46,6 +48,7 @@ class AppendPlan:
     entry: ModelEntry | None = field(repr=False, default=None, compare=False)
     fragments: Mapping[str, bytes] = field(repr=False, default_factory=dict, compare=False)
     base: Any = field(repr=False, default=None, compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def creates(self) -> bool:
@@ -104,13 +107,46 @@ def _merge_existing(
     return merged
 
 
+MAX_SUGGESTED_ADAPTERS = 5
+
+# What a user who wanted to change a profile can do instead (the original's sentence comes first).
+CHANGED_PROFILE_HINT = (
+    "To use the new settings, add them as a new profile (another name under `profiles`), or "
+    "under a new model id; on a local `sie-cluster`, `sie-cluster up --fresh` starts again from "
+    "an empty store."
+)
+
+
+def unknown_adapters_message(unknown: list[str], known: frozenset[str] | set[str]) -> str:
+    """The 422 for modules no bundle lists, naming the ones that exist, closest first.
+
+    Starts with the original's exact sentence (clients match on it); what follows tells the
+    user what they could have meant and where the full list is.
+    """
+    text = "Adapter(s) not in any known bundle: " + ", ".join(unknown)
+    if not known:
+        return text + ". No bundle lists any adapter."
+
+    def distance(module: str) -> tuple[float, str]:
+        best = max(difflib.SequenceMatcher(None, u, module).ratio() for u in unknown)
+        return (-best, module)
+
+    ranked = sorted(known, key=distance)
+    shown = ranked[:MAX_SUGGESTED_ADAPTERS]
+    more = len(ranked) - len(shown)
+    suffix = f" (and {more} more)" if more else ""
+    return (f"{text}. Known adapters, closest first: {', '.join(shown)}{suffix}. "
+            "See `sie bundles list` or GET /v1/configs/bundles/{bundle_id} for each bundle's "
+            "adapters.")
+
+
 def plan_append_on(view: Any, config: object, base: Any) -> AppendPlan:
     """Reference §2.3 rules in order; raises only ``DomainError``."""
     vm = validate_model_config(config)
     assert isinstance(config, Mapping)
     unknown = sorted(vm.module_set() - view._all_adapters)
     if unknown:
-        raise ValidationFailed("Adapter(s) not in any known bundle: " + ", ".join(unknown))
+        raise ValidationFailed(unknown_adapters_message(unknown, view._all_adapters))
     existing: ModelEntry | None = view._models.get(canonical_lower(vm.model_id))
     created: list[str] = []
     skipped: list[str] = []
@@ -126,7 +162,7 @@ def plan_append_on(view: Any, config: object, base: Any) -> AppendPlan:
             elif canonical_profile(profile) != canonical_profile(existing.profiles[name]):
                 raise ValidationFailed(
                     f"Profile '{name}' on model '{model_id}' already exists with different "
-                    "config (append-only -- cannot modify)"
+                    "config (append-only -- cannot modify). " + CHANGED_PROFILE_HINT
                 )
             else:
                 skipped.append(name)
@@ -154,6 +190,7 @@ def plan_append_on(view: Any, config: object, base: Any) -> AppendPlan:
         request=config,
         previous_config=None if existing is None else existing.config,
         base=base,
+        warnings=tuple(unknown_field_warnings(config)),
     )
     if not created:
         assert existing is not None
