@@ -19,6 +19,8 @@ from sie_actors.domain.snapshot import bundle_yaml_view
 from sie_actors.http.app import (YAML, ServiceUnavailable, guard_read, guard_write,
                                  json_response, raw_response)
 from sie_actors.http.auth import AuthError, Tokens, token_id, token_role
+from sie_actors.http.fastpath import FastReads
+from sie_actors.http.metrics import ServiceMetrics
 from sie_actors.runtime import ActorRef, AskTimeout
 
 from sie_config.audit import audit_write
@@ -51,9 +53,23 @@ def now_iso() -> str:
 
 
 def mount(app: QuartTrio, cell: StateCell, tokens: Tokens, writer: ActorRef,
-          ticket: Callable[[], int], *, write_timeout: float = 60.0) -> None:
+          ticket: Callable[[], int], *, write_timeout: float = 60.0,
+          metrics: ServiceMetrics | None = None) -> None:
     """`ticket()` is the writer's completion count, stamped on each write request so the writer
-    can tell whether a failed request with the same Idempotency-Key was in flight meanwhile."""
+    can tell whether a failed request with the same Idempotency-Key was in flight meanwhile.
+
+    With `metrics`, the hot reads whose bodies are cached per state (the model list, the epoch
+    that every gateway and worker polls, the bundle list) are also answered by a `FastReads`
+    layer in front of Quart, as on the gateway: same bodies, headers and metrics; anything but
+    their 200 falls through to the routes below."""
+    if metrics is not None:
+        fast = FastReads(app.asgi_app, metrics, tokens)
+        for path, body in (("/v1/configs/models", lambda _rest: cell.current.models_body),
+                           ("/v1/configs/epoch", lambda _rest: cell.current.epoch_body),
+                           ("/v1/configs/bundles", lambda _rest: cell.current.bundles_body)):
+            fast.exact(path, path, body)
+        app.asgi_app = fast
+
     @app.get("/healthz")
     async def healthz() -> Response:
         return json_response({"status": "ok"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 from .bundle import Bundle
 from .delta import dump_model_yaml
@@ -17,7 +17,6 @@ from .entry import ModelEntry
 from .errors import ValidationFailed
 from .fields import unknown_field_warnings
 from .hashing import model_entry_bytes, profile_config_bytes
-from .ids import canonical_lower
 from .model_config import (
     ValidatedModel,
     canonical_profile,
@@ -25,6 +24,21 @@ from .model_config import (
     read_filesystem_model,
     validate_model_config,
 )
+
+
+
+class PlanningView(Protocol):
+    """What planning reads of a snapshot. ``Registry`` provides it, and so does the builder that
+    ``Registry.append_many`` plans against, so one set of rules serves both."""
+
+    @property
+    def all_adapters(self) -> frozenset[str]: ...
+
+    def list_bundles(self) -> tuple[Bundle, ...]: ...
+
+    def get_bundle(self, name: object) -> Bundle | None: ...
+
+    def get_model(self, model_id: object) -> ModelEntry | None: ...
 
 
 @dataclass(frozen=True)
@@ -68,9 +82,9 @@ class AppendPlan:
         return {name: list(self.affected_bundles) for name in self.created_profiles}
 
 
-def bundles_for(view: Any, modules: frozenset[str]) -> tuple[str, ...]:
+def bundles_for(view: PlanningView, modules: frozenset[str]) -> tuple[str, ...]:
     """Bundles owning any of ``modules``, by priority; ties keep bundle load order."""
-    return tuple(b.name for b in view._by_priority if not b.adapter_set.isdisjoint(modules))
+    return tuple(b.name for b in view.list_bundles() if not b.adapter_set.isdisjoint(modules))
 
 
 def _fragment(entry: ModelEntry, bundle: Bundle) -> bytes:
@@ -83,8 +97,9 @@ def _fragment(entry: ModelEntry, bundle: Bundle) -> bytes:
     return model_entry_bytes(entry.model_id, parts)
 
 
-def _fragments(view: Any, entry: ModelEntry) -> dict[str, bytes]:
-    return {name: _fragment(entry, view._bundles[name]) for name in entry.bundles}
+def _fragments(view: PlanningView, entry: ModelEntry) -> dict[str, bytes]:
+    bundles = {b.name: b for b in view.list_bundles()}
+    return {name: _fragment(entry, bundles[name]) for name in entry.bundles}
 
 
 def _merge_existing(
@@ -140,14 +155,14 @@ def unknown_adapters_message(unknown: list[str], known: frozenset[str] | set[str
             "adapters.")
 
 
-def plan_append_on(view: Any, config: object, base: Any) -> AppendPlan:
+def plan_append_on(view: PlanningView, config: object, base: Any) -> AppendPlan:
     """Reference §2.3 rules in order; raises only ``DomainError``."""
     vm = validate_model_config(config)
     assert isinstance(config, Mapping)
-    unknown = sorted(vm.module_set() - view._all_adapters)
+    unknown = sorted(vm.module_set() - view.all_adapters)
     if unknown:
-        raise ValidationFailed(unknown_adapters_message(unknown, view._all_adapters))
-    existing: ModelEntry | None = view._models.get(canonical_lower(vm.model_id))
+        raise ValidationFailed(unknown_adapters_message(unknown, view.all_adapters))
+    existing = view.get_model(vm.model_id)
     created: list[str] = []
     skipped: list[str] = []
     if existing is None:
@@ -218,7 +233,7 @@ def plan_append_on(view: Any, config: object, base: Any) -> AppendPlan:
     )
 
 
-def load_filesystem_model(view: Any, config: object) -> tuple[ModelEntry, dict[str, bytes]]:
+def load_filesystem_model(view: PlanningView, config: object) -> tuple[ModelEntry, dict[str, bytes]]:
     """Baseline-file semantics (§3.1): no routability check; unrouteable models stay listed."""
     vm = read_filesystem_model(config)
     assert isinstance(config, Mapping)
