@@ -18,16 +18,21 @@ BODY = yaml.safe_dump({"sie_id": "w/model", "profiles": {"default": {
 
 
 class FlakyStore:
-    """A memory store whose next `failures` commits fail."""
+    """A memory store whose next `failures` commits fail; with `epoch_first`, each failing
+    commit persists its epoch before failing, as a model write that fails after step 1 of
+    `ConfigStore.commit_write` does."""
 
     def __init__(self, name: str) -> None:
         self.inner = ConfigStore.open(f"memory://{name}")
         self.failures = 0
+        self.epoch_first = False
 
     def commit_write(self, model_id, yaml_text, epoch):
         if self.failures:
             self.failures -= 1
-            raise StoreUnavailable("injected failure")
+            if self.epoch_first:
+                self.inner.write_epoch(epoch)
+            raise StoreUnavailable("cannot write /secret/store/models/x.yaml.tmp: injected")
         self.inner.commit_write(model_id, yaml_text, epoch)
 
     def __getattr__(self, name):
@@ -70,12 +75,31 @@ async def test_waiters_get_the_real_failure_and_a_later_retry_runs_again(nursery
     assert (replayed.status, replayed.body) == (201, retry.body)
 
 
-async def test_failed_commit_never_reuses_its_epoch(nursery, request):
+async def test_failed_commit_that_persisted_nothing_leaves_the_epoch_alone(nursery, request):
     store = FlakyStore(request.node.name)
     writer, book, cell = make_writer(store)
     nursery.start_soon(writer.run)
     store.failures = 1
-    assert (await writer.ref.ask(WriteModel(BODY))).status == 503
+    failed = await writer.ref.ask(WriteModel(BODY))
+    assert failed.status == 503
+    # the 503 names no file of the store (the details go to the log)
+    assert "/secret/store" not in failed.body.decode()
+    assert orjson.loads(failed.body)["detail"]["error"] == "store_unavailable"
+    assert (cell.current.epoch, store.read_epoch()) == (0, 0)
     assert (await writer.ref.ask(WriteModel(BODY))).status == 201
-    assert cell.current.epoch == 2  # epoch 1 may be in the store from the failed attempt
-    assert store.inner.read_epoch() == 2
+    assert (cell.current.epoch, store.read_epoch()) == (1, 1)  # no gap for the gateways
+
+
+async def test_failed_commit_that_persisted_its_epoch_is_adopted_never_reused(nursery, request):
+    """Issue 15 defect 6: the store's epoch moved while the API's did not (a gap)."""
+    store = FlakyStore(request.node.name)
+    store.epoch_first = True
+    writer, book, cell = make_writer(store)
+    nursery.start_soon(writer.run)
+    store.failures = 1
+    assert (await writer.ref.ask(WriteModel(BODY))).status == 503
+    # the API serves the stored epoch (same models), so the two never disagree
+    assert (cell.current.epoch, store.read_epoch()) == (1, 1)
+    assert cell.current.registry.get_model("w/model") is None
+    assert (await writer.ref.ask(WriteModel(BODY))).status == 201
+    assert (cell.current.epoch, store.read_epoch()) == (2, 2)  # epoch 1 never reused
