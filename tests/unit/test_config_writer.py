@@ -6,6 +6,8 @@ import orjson
 import trio
 import yaml
 
+from sie_actors.actors.publisher import PublishDeltas, PublishResult
+from sie_actors.runtime import Actor
 from sie_actors.store import ConfigStore, StoreUnavailable
 from sie_actors.seed import load_seed
 from sie_config.idempotency import IdempotencyBook
@@ -103,3 +105,40 @@ async def test_failed_commit_that_persisted_its_epoch_is_adopted_never_reused(nu
     assert cell.current.registry.get_model("w/model") is None
     assert (await writer.ref.ask(WriteModel(BODY))).status == 201
     assert (cell.current.epoch, store.read_epoch()) == (2, 2)  # epoch 1 never reused
+
+
+class RecordingPublisher(Actor):
+    """Stands in for the PublisherActor: records the deltas, confirms them all."""
+
+    def __init__(self) -> None:
+        super().__init__(name="publisher")
+        self.sent: list[PublishDeltas] = []
+
+    async def handle(self, message: PublishDeltas) -> PublishResult:
+        self.sent.append(message)
+        return PublishResult("success", (), ())
+
+
+async def test_a_delta_over_the_nats_max_payload_is_refused_before_persisting(nursery, request):
+    """Issue 15: such a delta was persisted, then failed on both subjects (201 + a warning)."""
+    store = ConfigStore.open(f"memory://{request.node.name}")
+    publisher = RecordingPublisher()
+    nursery.start_soon(publisher.run)
+    registry = load_seed(REPO / "bundles", REPO / "models").registry()
+    cell = StateCell(ConfigState(registry, {}, frozenset(), 0, "gen"))
+    writer = WriterActor(cell, IdempotencyBook(), store=store, router_id="sie-config",
+                         publisher=publisher.ref, nats_connected=lambda: True,
+                         max_payload=lambda: 4096)
+    nursery.start_soon(writer.run)
+    big = yaml.safe_dump({"sie_id": "w/big", "notes": "n" * 5000, "profiles": {"default": {
+        "adapter_path": "sie_server.adapters.sentence_transformer:X"}}}).encode()
+    for dry_run in (True, False):
+        refused = await writer.ref.ask(WriteModel(big, dry_run=dry_run))
+        assert refused.status == 413, refused.body
+        detail = orjson.loads(refused.body)["detail"]
+        assert detail["error"] == "payload_too_large" and "4096" in detail["message"]
+    assert (cell.current.epoch, store.read_epoch(), store.list_model_ids()) == (0, 0, [])
+    assert publisher.sent == []
+    assert (await writer.ref.ask(WriteModel(BODY))).status == 201
+    assert len(publisher.sent) == 1
+    assert max(len(d.to_json_bytes()) for d in publisher.sent[0].deltas) <= 4096
