@@ -114,3 +114,22 @@ def test_reads_back_check_tells_types_apart() -> None:
         ensure_reads_back(config, "sie_id: a/b\nn: !!python/tuple [1]\n")
     with pytest.raises(ValidationFailed):
         ensure_reads_back({"sie_id": "a/b", "n": float("nan")}, "sie_id: a/b\nn: .nan\n")
+
+
+def test_bundle_files_and_export_documents_raise_only_domain_errors() -> None:
+    """The other two places YAML text is read: a bundle file, and an export item whose
+    `raw_yaml` is the document (a gateway's or worker's bootstrap)."""
+    import orjson
+
+    from sie_actors.domain.bundle import parse_bundle_yaml
+    from sie_actors.domain.snapshot import parse_export
+
+    with pytest.raises(ParseError):
+        parse_bundle_yaml("name: !!timestamp 99999-01-01\n", "x")
+    body = orjson.dumps({"snapshot_version": 1, "epoch": 1, "models": [
+        {"model_id": "a/b", "raw_yaml": "x: !!timestamp 99999-01-01\n"}]})
+    try:
+        snapshot = parse_export(body)
+    except DomainError:
+        return
+    assert [entry for entry in snapshot.model_configs if entry.get("sie_id") == "a/b"] == []
