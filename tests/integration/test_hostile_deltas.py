@@ -82,3 +82,27 @@ async def test_hostile_deltas_are_dropped_and_consumers_keep_working(nats_server
     crashes = [r.getMessage() for r in caplog.records if "crashed" in r.getMessage()]
     assert crashes == []  # neither the gateway's mirror nor the worker's config actor
     assert orjson.loads(delta.to_json_bytes())["router_id"] == "sie-config"
+
+
+async def test_a_body_whose_delta_cannot_fit_nats_is_refused_before_persisting(nats_server,
+                                                                              nursery, tmp_path):
+    """Under the 1 MiB body limit, but JSON doubles every quote: the delta would exceed the
+    server's max_payload (1 MiB by default) and fail on both subjects after being persisted."""
+    store = tmp_path / "store"
+    config = await start_config(nursery, SIE_NATS_URL=nats_server.url,
+                                SIE_CONFIG_STORE_DIR=str(store))
+    quotes = '"' * 900_000
+    body = (f"sie_id: big/quotes\nnotes: '{quotes}'\nprofiles:\n  default:\n"
+            "    adapter_path: sie_server.adapters.sentence_transformer:X\n").encode()
+    assert len(body) < 1_048_576
+    async with config.client() as http:
+        async def writable() -> bool:  # NATS connected: writes are no longer 503
+            r = await http.post("/v1/configs/models?dry_run=true", content=model("probe/w"))
+            return r.status_code == 201
+        await wait_for(writable, 15, "sie-config connected to NATS")
+        r = await http.post("/v1/configs/models", content=body, timeout=60)
+        assert r.status_code == 413, r.text
+        assert r.json()["detail"]["error"] == "payload_too_large"
+        assert "NATS" in r.json()["detail"]["message"]
+        assert (await http.get("/v1/configs/epoch")).json()["epoch"] == 0
+    assert not (store / "models" / "big__quotes.yaml").exists()
