@@ -203,8 +203,9 @@ class WriterActor(Actor):
             for bundle in plan.affected_bundles)
 
     async def _commit(self, state: ConfigState, plan: AppendPlan, yaml_text: str) -> WriteOutcome:
-        # After a failed commit the store may already hold the epoch it tried to write, so the
-        # next one starts above it: an epoch is never reused for a different write.
+        # After a failed commit the store may hold the epoch it tried to write: the floor is what
+        # the store held afterwards (see _after_failed_commit), so a persisted epoch is never
+        # reused for a different write.
         epoch = max(state.epoch, self.book.epoch_floor) + 1
         if self.store is not None:
             try:
