@@ -8,7 +8,6 @@ import re
 
 import httpx
 import orjson
-import trio
 
 from sie_actors.domain.delta import ALL_SUBJECT, ConfigDelta, bundle_subject
 from sie_actors.nats.link import NatsLink, NatsSettings
