@@ -119,6 +119,7 @@ async def run_service(settings: ConfigSettings, shutdown: trio.Event, *,
                                 publisher=publisher_ref,
                                 nats_connected=(lambda: link.connected) if link else None,
                                 idempotency_ttl=settings.idempotency_ttl, metrics=metrics,
+                                max_payload=(lambda: link.max_payload) if link else None,
                                 mailbox=box)))
     supervisor = Supervisor("sie-config", children, max_restarts=20, window=60.0,
                             on_restart=lambda child, exc: metrics.supervisor_restarts.labels(

@@ -12,7 +12,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from sie_actors.domain.errors import BundleNotFound, ModelNotFound
+from sie_actors.domain.errors import BundleNotFound, InvalidRequest, ModelNotFound
 from sie_actors.domain.ids import validate_model_id
 from sie_actors.domain.resolve import resolve
 from sie_actors.domain.snapshot import bundle_yaml_view
@@ -40,8 +40,30 @@ def refusal_code(exc: Exception) -> tuple[int, str]:
     return code, "payload_too_large" if code == 413 else "bad_request"
 
 
+TRUE_SPELLINGS = ("true", "1", "yes")
+FALSE_SPELLINGS = ("false", "0", "no")
+
+
 def query_flag(name: str) -> bool:
-    return (request.args.get(name) or "").strip().lower() in ("1", "true", "yes")
+    """A boolean query parameter: absent is false, the documented spellings (any case) say
+    which, and anything else (``maybe``, ``on``, an empty or bare ``?dry_run``) is a 400.
+
+    Guessing is not safe here: a misspelt ``dry_run`` read as false writes for real, and
+    append-only cannot undo it.
+    """
+    values = request.args.getlist(name)
+    if not values:
+        return False
+    if len(values) > 1:
+        raise InvalidRequest(f"Query parameter '{name}' is given {len(values)} times; give it once.")
+    value = values[0].strip().lower()
+    if value in TRUE_SPELLINGS:
+        return True
+    if value in FALSE_SPELLINGS:
+        return False
+    raise InvalidRequest(
+        f"Query parameter '{name}' must be one of {', '.join(TRUE_SPELLINGS + FALSE_SPELLINGS)} "
+        f"(any case), got {values[0]!r}; nothing was written.")
 
 
 def elapsed_ms(started: float) -> float:

@@ -36,6 +36,10 @@ class ConfigState:
         return replace(self, registry=registry, raw_yaml=raw,
                        api_models=self.api_models | {model_id}, epoch=epoch)
 
+    def with_epoch(self, epoch: int) -> "ConfigState":
+        """Same models, another epoch: the store's, after a failed write already persisted it."""
+        return replace(self, epoch=epoch)
+
     # ---- the bodies of read endpoints, built once per state --------------------------------
     @cached_property
     def models_body(self) -> bytes:

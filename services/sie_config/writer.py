@@ -2,10 +2,13 @@
 
 One write, in order: refuse early if NATS is configured but down (nothing persisted), replay or
 refuse by Idempotency-Key, parse and validate against the current snapshot, check append-only
-content rules, persist crash-consistently (epoch first, then the model document), publish the new
-snapshot for readers, publish deltas and wait for NATS to confirm them, reply. Any failure before
-persisting changes nothing; a store failure is 503 `store_unavailable` with nothing applied or
-published.
+content rules and that the stored text reads back as the same config (all of it in a worker
+thread: a 1 MiB body takes seconds of pure-Python parsing, which must not stall /readyz and
+reads), check the deltas fit NATS's max payload, persist crash-consistently (epoch first, then
+the model document), publish the new snapshot for readers, publish deltas and wait for NATS to
+confirm them, reply. Any failure before persisting changes nothing; a store failure is 503
+`store_unavailable` with nothing applied or published, and a message that names no file (the
+details go to the log).
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from sie_actors.actors.publisher import FAILED_WARNING, PublishDeltas, PublishRe
 from sie_actors.domain.delta import ConfigDelta
 from sie_actors.domain.conflicts import check_content_conflicts
 from sie_actors.domain.errors import DomainError
-from sie_actors.domain.model_config import parse_model_yaml
-from sie_actors.domain.registry import AppendPlan
+from sie_actors.domain.model_config import ensure_reads_back, parse_model_yaml
+from sie_actors.domain.registry import AppendPlan, Registry
 from sie_actors.runtime import Actor, ActorRef
 from sie_actors.store import ConfigStore, StoreUnavailable
 
@@ -85,11 +88,48 @@ def named_model(config: object) -> str | None:
     return model_id if isinstance(model_id, str) and model_id else None
 
 
+STORE_UNAVAILABLE = {"error": "store_unavailable",
+                     "message": "Config store unavailable: the write could not be persisted. "
+                                "Nothing was applied or published."}
+# Size of a bundle_config_hash (sha256 hex) in a delta; a creating write's bundle is never empty.
+HASH_PLACEHOLDER = "0" * 64
+
+
+class RefusedWrite(Exception):
+    """A body that parsed but was refused, with the model id it names (for the audit line)."""
+
+    def __init__(self, error: DomainError, model_id: str | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.model_id = model_id
+
+
+def prepare_write(registry: Registry, body: bytes) -> tuple[AppendPlan, str | None]:
+    """Everything about a write that needs no I/O: parse, plan, append-only rules, and the
+    stored text (None for a replay that creates nothing), checked to read back the same.
+
+    Pure and CPU-bound, so the writer runs it in a worker thread. A body that does not parse
+    raises its DomainError; one refused after parsing raises RefusedWrite.
+    """
+    config = parse_model_yaml(body)
+    try:
+        plan = registry.plan_append(config)
+        check_content_conflicts(plan)
+        if not plan.created_profiles:
+            return plan, None
+        yaml_text = plan.merged_yaml
+        ensure_reads_back(plan.merged_config, yaml_text)
+    except DomainError as exc:
+        raise RefusedWrite(exc, named_model(config)) from exc
+    return plan, yaml_text
+
+
 class WriterActor(Actor):
     def __init__(self, cell: StateCell, book: IdempotencyBook, *, store: ConfigStore | None,
                  router_id: str, publisher: ActorRef | None = None,
                  nats_connected: Callable[[], bool] | None = None,
                  idempotency_ttl: float = 86400.0, metrics=None, publish_timeout: float = 5.0,
+                 max_payload: Callable[[], int | None] | None = None,
                  mailbox=None) -> None:
         # `book` lives outside the actor so that a restarted incarnation keeps the completion
         # count and the remembered keys.
@@ -103,6 +143,10 @@ class WriterActor(Actor):
         self.idempotency_ttl = idempotency_ttl
         self.metrics = metrics
         self.publish_timeout = publish_timeout
+        self.max_payload = max_payload  # the NATS server's max_payload, once connected
+        # One parse at a time (the mailbox already serialises writes); a worker thread of its
+        # own so the trio thread keeps serving while a large body is parsed.
+        self.parse_limiter = trio.CapacityLimiter(1)
 
     @property
     def response_router_id(self) -> str:
@@ -139,27 +183,59 @@ class WriterActor(Actor):
                 return WriteOutcome(failure.status, failure.body)
 
         state = self.cell.current
-        config = parse_model_yaml(msg.body)
         try:
-            plan = state.registry.plan_append(config)
-            check_content_conflicts(plan)
-        except DomainError as exc:
-            return error_outcome(exc.status, exc.detail(), model_id=named_model(config))
+            plan, yaml_text = await trio.to_thread.run_sync(
+                prepare_write, state.registry, msg.body, limiter=self.parse_limiter)
+        except RefusedWrite as refused:
+            return error_outcome(refused.error.status, refused.error.detail(),
+                                 model_id=refused.model_id)
 
-        if not plan.created_profiles:
+        if yaml_text is None:
             outcome = self._success(200, plan, warnings=(), dry_run=msg.dry_run)
+        elif (too_large := self._delta_too_large(state, plan, yaml_text)) is not None:
+            outcome = too_large
         elif msg.dry_run:
             outcome = self._success(201, plan, warnings=(), dry_run=True)
         else:
-            outcome = await self._commit(state, plan)
+            outcome = await self._commit(state, plan, yaml_text)
         if key and outcome.ok:
             await self._remember(key, Remembered(outcome.status, outcome.body, digest))
         return outcome
 
-    async def _commit(self, state: ConfigState, plan: AppendPlan) -> WriteOutcome:
-        yaml_text = plan.merged_yaml
-        # After a failed commit the store may already hold the epoch it tried to write, so the
-        # next one starts above it: an epoch is never reused for a different write.
+    def _delta_too_large(self, state: ConfigState, plan: AppendPlan,
+                         yaml_text: str) -> WriteOutcome | None:
+        """413 when a delta of this write would exceed the NATS server's max payload.
+
+        The server refuses such a message on every subject, so the write would be durable but
+        never delivered; checked before anything is persisted, from the deltas' real size.
+        """
+        limit = self.max_payload() if self.max_payload is not None else None
+        if self.publisher is None or not limit:
+            return None
+        epoch = max(state.epoch, self.book.epoch_floor) + 1
+        size = max(len(d.to_json_bytes()) for d in
+                   self._deltas(plan, yaml_text, epoch, state.generation,
+                                lambda bundle: HASH_PLACEHOLDER))
+        if size <= limit:
+            return None
+        return error_outcome(413, {
+            "error": "payload_too_large",
+            "message": f"The model document makes a {size}-byte NATS delta; the NATS server "
+                       f"accepts at most {limit} bytes. Nothing was written."})
+
+    def _deltas(self, plan: AppendPlan, yaml_text: str, epoch: int, generation: str,
+                bundle_hash: Callable[[str], str]) -> tuple[ConfigDelta, ...]:
+        return tuple(
+            ConfigDelta(router_id=self.router_id, bundle_id=bundle, epoch=epoch,
+                        bundle_config_hash=bundle_hash(bundle), model_id=plan.model_id,
+                        profiles_added=tuple(plan.created_profiles), model_config=yaml_text,
+                        affected_bundles=tuple(plan.affected_bundles), generation=generation)
+            for bundle in plan.affected_bundles)
+
+    async def _commit(self, state: ConfigState, plan: AppendPlan, yaml_text: str) -> WriteOutcome:
+        # After a failed commit the store may hold the epoch it tried to write: the floor is what
+        # the store held afterwards (see _after_failed_commit), so a persisted epoch is never
+        # reused for a different write.
         epoch = max(state.epoch, self.book.epoch_floor) + 1
         if self.store is not None:
             try:
@@ -167,13 +243,10 @@ class WriterActor(Actor):
                                               epoch)
                 self._count_store("success")
             except StoreUnavailable as exc:
-                self.book.epoch_floor = max(self.book.epoch_floor, epoch)
                 self._count_store("failure")
                 log.error("store write for %s failed: %s", plan.model_id, exc)
-                return error_outcome(503, {"error": "store_unavailable",
-                                           "message": f"Config store unavailable: {exc}. "
-                                                      "Nothing was applied or published."},
-                                     model_id=plan.model_id)
+                await self._after_failed_commit(state, epoch)
+                return error_outcome(503, STORE_UNAVAILABLE, model_id=plan.model_id)
         registry = state.registry.apply(plan)
         new_state = state.with_write(registry, plan.model_id, yaml_text, epoch)
         self.cell.current = new_state
@@ -182,17 +255,35 @@ class WriterActor(Actor):
         warnings = await self._publish(new_state, plan, yaml_text)
         return self._success(201, plan, warnings=warnings, dry_run=False)
 
+    async def _after_failed_commit(self, state: ConfigState, epoch: int) -> None:
+        """Keep the API's epoch and the store's in step after a failed commit.
+
+        ``commit_write`` persists the epoch before the model, so a failure may leave the store
+        one epoch ahead. The store is read back: if it holds the new epoch, the API adopts it
+        (same models; gateways see an epoch change, never a gap in the deltas), and if it does
+        not, the number was never persisted nor published and the next write may use it. Only
+        when the store cannot even be read is the epoch burned (the floor), never reused.
+        """
+        try:
+            stored = await trio.to_thread.run_sync(self.store.read_epoch)
+        except StoreUnavailable as exc:
+            log.error("after a failed write the store's epoch is unreadable: %s", exc)
+            self.book.epoch_floor = max(self.book.epoch_floor, epoch)
+            return
+        self.book.epoch_floor = max(self.book.epoch_floor, stored)
+        if stored > state.epoch and self.cell.current is state:
+            log.warning("the failed write left the store at epoch %d; serving epoch %d", stored,
+                        stored)
+            self.cell.current = state.with_epoch(stored)
+            if self.metrics is not None:
+                self.metrics.on_state(self.cell.current)
+
     async def _publish(self, state: ConfigState, plan: AppendPlan,
                        yaml_text: str) -> tuple[str, ...]:
         if self.publisher is None:
             return ()
-        deltas = tuple(
-            ConfigDelta(router_id=self.router_id, bundle_id=bundle, epoch=state.epoch,
-                        bundle_config_hash=state.registry.bundle_config_hash(bundle),
-                        model_id=plan.model_id, profiles_added=tuple(plan.created_profiles),
-                        model_config=yaml_text, affected_bundles=tuple(plan.affected_bundles),
-                        generation=state.generation)
-            for bundle in plan.affected_bundles)
+        deltas = self._deltas(plan, yaml_text, state.epoch, state.generation,
+                              state.registry.bundle_config_hash)
         try:
             result: PublishResult = await self.publisher.ask(PublishDeltas(deltas),
                                                               timeout=self.publish_timeout)

@@ -14,7 +14,8 @@ from quart_trio import QuartTrio
 from sie_actors.domain.errors import BundleNotFound, ModelNotFound
 from sie_actors.domain.resolve import resolve
 from sie_actors.domain.snapshot import SOURCE_GATEWAY, bundle_summary, bundle_yaml_view, gateway_model_yaml
-from sie_actors.http.app import YAML, error_response, guard_read, json_response, raw_response
+from sie_actors.http.app import (YAML, app_metrics, error_response, guard_read, json_response,
+                                 raw_response)
 from sie_actors.http.auth import Tokens
 from sie_actors.http.fastpath import FastReads
 from sie_actors.http.metrics import ServiceMetrics
@@ -24,6 +25,13 @@ from sie_gateway.readiness import healthy_views, model_status
 from sie_gateway.workers import WorkerDirectory
 
 STATUS_SUFFIX = "/status"
+MODEL_RULE = "/v1/configs/models/<path:model_path>"
+# One route answers a model and its status; metrics tell them apart under this label.
+STATUS_RULE = "/v1/configs/models/<path:model_id>/status"
+
+
+def model_route_label(path: str) -> str:
+    return STATUS_RULE if path.endswith(STATUS_SUFFIX) else MODEL_RULE
 
 
 def status_model_id(model_path: str) -> str | None:
@@ -51,11 +59,12 @@ def mount(app: QuartTrio, cell: MirrorCell, directory: WorkerDirectory, tokens: 
             return None
         return orjson.dumps(model_status(entry, state.registry, state.position.epoch, healthy()))
 
+    app_metrics(app).refine_route(MODEL_RULE, model_route_label)
     if metrics is not None:
         fast = FastReads(app.asgi_app, metrics, tokens)
         fast.exact("/v1/configs/models", "/v1/configs/models",
                    lambda _rest: cell.current.models_body)
-        fast.prefix("/v1/configs/models/", "/v1/configs/models/<path:model_path>", status_body)
+        fast.prefix("/v1/configs/models/", MODEL_RULE, status_body)
         app.asgi_app = fast
 
     @app.get("/healthz")
@@ -74,7 +83,7 @@ def mount(app: QuartTrio, cell: MirrorCell, directory: WorkerDirectory, tokens: 
         guard_read(tokens)
         return raw_response(cell.current.models_body)
 
-    @app.get("/v1/configs/models/<path:model_path>")
+    @app.get(MODEL_RULE)
     async def get_model(model_path: str) -> Response:
         guard_read(tokens)
         body = status_body(model_path)

@@ -70,7 +70,8 @@ class PublisherActor(Actor):
         result = "failure" if len(failed) == len(deltas) else "partial"
         self._count(result)
         log.warning("NATS publish %s for epoch %d, bundles %s", result, deltas[0].epoch, failed)
-        return PublishResult(result, failed, (partial_warning(failed),))
+        warning = FAILED_WARNING if result == "failure" else partial_warning(failed)
+        return PublishResult(result, failed, (warning,))
 
     def _count(self, result: str) -> None:
         if self._counter is not None:

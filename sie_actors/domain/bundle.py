@@ -69,6 +69,7 @@ def parse_bundle_yaml(text: str | bytes, stem: str) -> Bundle:
         data = yaml.safe_load(decode_utf8(text))
     except ParseError as exc:
         raise ParseError(f"Bundle '{stem}': {exc.message}") from None
-    except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+    except Exception as exc:  # noqa: BLE001 - PyYAML can raise anything on odd text
+        # (AttributeError on `!!timestamp 99999-01-01`): all of it is the text's fault.
         raise ParseError(f"Bundle '{stem}': invalid YAML: {exc}") from None
     return bundle_from_mapping(data, stem)

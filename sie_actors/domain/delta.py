@@ -13,12 +13,12 @@ from typing import Any, Mapping, Sequence
 import orjson
 import yaml
 
-from .errors import ParseError
+from .errors import ParseError, ValidationFailed
 
-try:  # libyaml's emitter: same representer, ~5x faster; output parses back identically
-    from yaml import CDumper as _Dumper
+try:  # libyaml's emitter with the safe representer: ~5x faster; output parses back identically
+    from yaml import CSafeDumper as _Dumper
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml import Dumper as _Dumper  # type: ignore[assignment]
+    from yaml import SafeDumper as _Dumper  # type: ignore[assignment]
 
 SUBJECT_PREFIX = "sie.config.models."
 ALL_SUBJECT = SUBJECT_PREFIX + "_all"
@@ -34,9 +34,16 @@ def dump_model_yaml(config: Mapping[str, Any]) -> str:
     """The one serializer of model documents (store files, deltas, export ``raw_yaml``).
 
     The original's call (``yaml.dump``, block style, document key order). Only the parsed
-    value matters to every consumer, so the faster libyaml emitter is used when present.
+    value matters to every consumer, so the faster libyaml emitter is used when present. The
+    *safe* representer: on plain data it writes what ``yaml.dump`` writes, and anything else is
+    refused (422) instead of being written with a ``!!python/...`` tag that no consumer's safe
+    parser can read back (an acknowledged write lost at the next restore).
     """
-    return yaml.dump(dict(config), Dumper=_Dumper, default_flow_style=False, sort_keys=False)
+    try:
+        return yaml.dump(dict(config), Dumper=_Dumper, default_flow_style=False,
+                         sort_keys=False)
+    except yaml.YAMLError as exc:  # RepresenterError: a value YAML's safe schema cannot write
+        raise ValidationFailed(f"Model config cannot be stored as plain YAML: {exc}") from None
 
 
 @dataclass(frozen=True)

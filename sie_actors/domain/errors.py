@@ -41,6 +41,17 @@ class ParseError(DomainError):
     code = "parse_error"
 
 
+class DocumentTooComplex(ParseError):
+    """A document over the node budget, before or after YAML aliases are expanded.
+
+    413 like an oversized body: the limit is on how much work reading it costs, not on its
+    shape (docs/security.md lists the limits).
+    """
+
+    status = 413
+    code = "yaml_too_complex"
+
+
 class InvalidRequest(DomainError):
     """Well-formed but of the wrong shape (e.g. a resolve body that is not an object).
 

@@ -29,6 +29,15 @@ MSG_UNDERSCORE_SLASH = (
 
 STORE_SEPARATOR = "__"
 
+# Longest id, measured as its store file stem (each "/" written "__"), in bytes of UTF-8 (ids
+# are ASCII). The file is ``{stem}.yaml``, written through a hidden ``.{stem}.yaml.<hex>.tmp``
+# (23 bytes more), and file names stop at 255 bytes on common filesystems: 200 leaves margin.
+MAX_MODEL_ID_BYTES = 200
+MSG_TOO_LONG = (
+    f"Model ID is too long: at most {MAX_MODEL_ID_BYTES} characters, counting each '/' as two "
+    "(its store file name must fit the filesystem's limit)."
+)
+
 
 def validate_model_id(value: object) -> str:
     """Return ``value`` if it is an acceptable model id, else raise ``InvalidModelId``.
@@ -38,6 +47,8 @@ def validate_model_id(value: object) -> str:
     """
     if not isinstance(value, str):
         raise InvalidModelId(MSG_NOT_STRING)
+    if len(store_file_stem(value).encode("utf-8", "surrogatepass")) > MAX_MODEL_ID_BYTES:
+        raise InvalidModelId(MSG_TOO_LONG)
     if not value or ".." in value or "\\" in value or not _ID_PATTERN.fullmatch(value):
         raise InvalidModelId(MSG_INVALID_CHARS)
     if STORE_SEPARATOR in value:

@@ -8,13 +8,15 @@ written against "any YAML value", not against well-behaved configs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, Mapping
 
 import orjson
 import yaml
 
-from .errors import InvalidModelId, ParseError, ValidationFailed
+from .errors import DocumentTooComplex, DomainError, InvalidModelId, ParseError, ValidationFailed
 from .ids import MSG_NOT_STRING, validate_model_id
 
 # The four profile fields that define a profile's identity: equality on append and the hash
@@ -46,27 +48,87 @@ def decode_utf8(body: bytes | bytearray | memoryview | str) -> str:
         ) from None
 
 
+# Node budget of one document (scalars, sequences, mappings and aliases as written, before
+# aliases are expanded). The shipped catalog's largest model has about 100; the budget bounds
+# the CPU one write can cost (PyYAML's pure-Python parser needs ~30 us a node) whatever the body.
+MAX_DOCUMENT_NODES = 20_000
+# Values once aliases are expanded ("billion laughs"): bounds export, hashing and comparison.
+MAX_EXPANDED_NODES = 1_000_000
+
+
+class _BudgetedSafeLoader(yaml.SafeLoader):
+    """SafeLoader that stops composing after ``MAX_DOCUMENT_NODES`` nodes.
+
+    Counting in ``compose_node`` stops a pathological body after the budget's worth of work,
+    instead of first building every node it asks for.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.nodes_left = MAX_DOCUMENT_NODES
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        self.nodes_left -= 1
+        if self.nodes_left < 0:
+            raise DocumentTooComplex(_too_many_nodes())
+        return super().compose_node(parent, index)
+
+
+def _too_many_nodes() -> str:
+    return (f"Document is too complex: more than {MAX_DOCUMENT_NODES} YAML nodes "
+            "(values, mappings, sequences and aliases)")
+
+
 def parse_model_yaml(body: bytes | str) -> dict[str, Any]:
-    """Parse a model document as the original does (``yaml.safe_load``, mapping required)."""
+    """Parse a model document as the original does (``yaml.safe_load``, mapping required),
+    then keep it to plain data (``plain_document``).
+
+    Untrusted text reaches this from POST bodies and from NATS deltas, so whatever PyYAML raises
+    on it (``YAMLError``, but also ``AttributeError`` on ``!!timestamp 99999-01-01``,
+    ``RecursionError`` on deep nesting, ``ValueError`` on a 5,000-digit integer...) becomes a
+    ``ParseError``: consumers rely on this function raising ``DomainError`` and nothing else.
+    """
     text = decode_utf8(body)
     try:
-        data = yaml.safe_load(text)
+        loader = _BudgetedSafeLoader(text)  # the reader already checks characters
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except DomainError:
+        raise
     except yaml.YAMLError as exc:
         raise ParseError(f"Invalid YAML: {exc}") from None
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-        # PyYAML's constructors can fail outside YAMLError on odd scalars (e.g. a timestamp
-        # out of range); a body we cannot read is a parse error all the same.
-        raise ParseError(f"Invalid YAML: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any failure on untrusted text is the text's
+        raise ParseError(f"Invalid YAML: {type(exc).__name__}: {exc}") from None
     if not isinstance(data, dict):
         raise ParseError(MSG_NOT_MAPPING)
-    check_expanded_size(data)
-    return data
+    return plain_document(data)
 
 
 try:  # libyaml's parser, for documents our own services wrote (parse_stored_model_yaml)
     from yaml import CSafeLoader as _StoredLoader
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     _StoredLoader = None
+
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent,
+                yaml.AliasEvent)
+
+
+def _within_node_budget(text: str) -> bool:
+    """libyaml's event stream counted up to the budget (cheap: C, stops early).
+
+    A node takes at least one character, so short texts need no count.
+    """
+    if len(text) <= MAX_DOCUMENT_NODES:
+        return True
+    left = MAX_DOCUMENT_NODES
+    for event in yaml.parse(text, Loader=_StoredLoader):
+        if isinstance(event, _NODE_EVENTS):
+            left -= 1
+            if left < 0:
+                return False
+    return True
 
 
 def parse_stored_model_yaml(body: bytes | str) -> dict[str, Any]:
@@ -81,44 +143,120 @@ def parse_stored_model_yaml(body: bytes | str) -> dict[str, Any]:
     (tests/unit/test_domain_stored_yaml.py). On odd hand-written YAML libyaml is more lenient
     (``0: !`` reads as ``{0: ''}``, not ``{0: None}``), which is why POST bodies keep the
     original's pure-Python parser. Whatever libyaml refuses, or reads as something other than a
-    mapping, goes through ``parse_model_yaml``, so errors read exactly as for a POST body.
+    mapping, goes through ``parse_model_yaml``, so errors read exactly as for a POST body. The
+    same node budget and plain-data rules apply: a forged delta is untrusted text too.
     """
     if _StoredLoader is None:
         return parse_model_yaml(body)
+    text = decode_utf8(body)
     try:
-        data = yaml.load(decode_utf8(body), Loader=_StoredLoader)
-    except Exception:
-        return parse_model_yaml(body)
+        if not _within_node_budget(text):
+            raise DocumentTooComplex(_too_many_nodes())
+        data = yaml.load(text, Loader=_StoredLoader)
+    except DomainError:
+        raise
+    except Exception:  # noqa: BLE001 - the pure-Python parser names the problem
+        return parse_model_yaml(text)
     if not isinstance(data, dict):
-        return parse_model_yaml(body)
-    check_expanded_size(data)
-    return data
+        return parse_model_yaml(text)
+    return plain_document(data)
 
 
-MAX_EXPANDED_NODES = 1_000_000
+def plain_document(data: dict[str, Any]) -> dict[str, Any]:
+    """Keep a parsed document to plain data, which every consumer reads back the same.
 
+    Plain data is what JSON can carry: mappings, sequences, strings, finite numbers within 64
+    bits, booleans and null. ``yaml.safe_load`` gives more, and each extra either breaks the
+    store round trip (``!!omap`` and ``!!pairs`` give tuples, which the emitter writes as
+    ``!!python/tuple``, which no safe parser reads back) or the JSON export (sets, binary,
+    NaN and infinities). Those are refused with a 422 naming the value. Timestamps are the one
+    normalisation: an unquoted ``2024-05-01`` (implicit in YAML 1.1) becomes the string that
+    orjson, and so the config hash, already made of it, so a hand-written date keeps working and
+    hashes exactly as before. Non-string keys are left for the validation rules that name them.
 
-def check_expanded_size(value: object, limit: int = MAX_EXPANDED_NODES) -> None:
-    """Refuse documents that YAML aliases make huge once expanded ("billion laughs").
-
-    ``safe_load`` shares aliased nodes, so a small body can stand for an astronomically large
-    value; JSON export, hashing and comparison would then expand it. Counting nodes as a
-    serializer would visit them bounds that work before anything else touches the value.
+    Also bounds the document once aliases are expanded ("billion laughs"): ``safe_load`` shares
+    aliased nodes, so a small body can stand for an astronomically large value that export,
+    hashing and comparison would then expand. Works in place (the value is freshly parsed) and
+    iteratively (no recursion limit on deep documents).
     """
-    stack = [value]
+    stack: list[object] = [data]
     seen = 0
     while stack:
         item = stack.pop()
         seen += 1
-        if seen > limit:
-            raise ParseError(
-                f"Document is too large: more than {limit} values once YAML aliases are expanded"
+        if seen > MAX_EXPANDED_NODES:
+            raise DocumentTooComplex(
+                f"Document is too large: more than {MAX_EXPANDED_NODES} values once YAML "
+                "aliases are expanded"
             )
         if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            stack.extend(item)
+            if any(isinstance(key, (date, datetime)) for key in item):
+                items = [(_plain_scalar(k) if isinstance(k, (date, datetime)) else k, v)
+                         for k, v in item.items()]
+                item.clear()
+                item.update(items)
+            for key, value in item.items():
+                if isinstance(value, (dict, list)):
+                    stack.append(value)
+                else:
+                    item[key] = _plain_scalar(value)
+        elif isinstance(item, list):
+            for index, value in enumerate(item):
+                if isinstance(value, (dict, list)):
+                    stack.append(value)
+                else:
+                    item[index] = _plain_scalar(value)
+    return data
+
+
+_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+
+
+def _plain_scalar(value: object) -> object:
+    """A scalar of plain data, a timestamp as its orjson text, or a 422 naming the value."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, int):
+        if not _INT64_MIN <= value <= _UINT64_MAX:
+            raise ValidationFailed(
+                f"Integer {value} is outside the 64-bit range JSON export can carry")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationFailed(
+                f"Number {value!r} (.nan/.inf) cannot be represented as JSON; quote it")
+        return value
+    if isinstance(value, (date, datetime)):
+        return orjson.loads(orjson.dumps(value))
+    raise ValidationFailed(_not_plain_message(value))
+
+
+def _not_plain_message(value: object) -> str:
+    kinds = {tuple: "!!omap/!!pairs ordered pairs", set: "!!set", frozenset: "!!set",
+             bytes: "!!binary"}
+    kind = kinds.get(type(value), type(value).__name__)
+    return (f"Unsupported YAML value ({kind}): model documents hold only mappings, sequences, "
+            "strings, numbers, booleans and null")
+
+
+def ensure_reads_back(config: Mapping[str, Any], text: str) -> None:
+    """Refuse (422) a document whose stored text would not read back as the same config.
+
+    Called before a write is acknowledged: the store file, the delta and export's ``raw_yaml``
+    are ``text``, and restore, gateways and workers read it with ``parse_stored_model_yaml``.
+    Compared as orjson text, which tells ``1`` from ``1.0`` and ``true`` and keeps key order.
+    """
+    try:
+        same = orjson.dumps(parse_stored_model_yaml(text)) == orjson.dumps(config)
+    except DomainError:
+        same = False
+    except (orjson.JSONEncodeError, TypeError):
+        same = False
+    if not same:
+        raise ValidationFailed(
+            "Model config does not read back the same once stored (unsupported YAML value); "
+            "nothing was written"
+        )
 
 
 def adapter_module(adapter_path: str) -> str:

@@ -12,8 +12,9 @@ import orjson
 import yaml
 
 from .bundle import Bundle
-from .errors import ParseError
+from .errors import DomainError, ParseError
 from .jsonbytes import load_object
+from .model_config import parse_stored_model_yaml
 from .registry import ModelEntry, Registry
 
 SNAPSHOT_VERSION = 1
@@ -135,9 +136,9 @@ def _entry_config(item: Mapping[str, Any]) -> dict[str, Any]:
         raw = item.get("raw_yaml")
         parsed = None
         if isinstance(raw, str) and raw:
-            try:
-                parsed = yaml.safe_load(raw)
-            except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError):
+            try:  # the one parser of stored documents: same budget and plain-data rules
+                parsed = parse_stored_model_yaml(raw)
+            except DomainError:
                 parsed = None
         if isinstance(parsed, dict) and parsed.get("profiles"):
             config = parsed

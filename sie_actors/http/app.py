@@ -22,7 +22,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from sie_actors.domain.errors import DomainError
-from sie_actors.http.auth import AuthError, Tokens, check_read, check_write
+from sie_actors.http.auth import AuthError, Tokens, check_read, check_write, single_authorization
 from sie_actors.http.metrics import ServiceMetrics
 
 log = logging.getLogger("sie_actors.http")
@@ -31,6 +31,12 @@ JSON = "application/json"
 YAML = "application/x-yaml"
 MAX_BODY = 1_048_576
 SERVER_LOGGER = "sie_actors.http.server"
+METRICS_EXTENSION = "sie_metrics"
+
+
+def app_metrics(app: QuartTrio) -> ServiceMetrics:
+    """The ServiceMetrics an app was created with (`create_app`)."""
+    return app.extensions[METRICS_EXTENSION]
 
 
 class ServiceUnavailable(Exception):
@@ -62,6 +68,7 @@ def create_app(name: str, metrics: ServiceMetrics) -> QuartTrio:
     app = QuartTrio(name)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    app.extensions[METRICS_EXTENSION] = metrics  # routes refine their labels through it
 
     @app.errorhandler(DomainError)
     async def on_domain_error(exc: DomainError) -> Response:
@@ -101,12 +108,10 @@ def create_app(name: str, metrics: ServiceMetrics) -> QuartTrio:
     @app.after_request
     async def record(response: Response) -> Response:
         if request.path != "/metrics":
-            rule = request.url_rule.rule if request.url_rule is not None else request.path
+            rule = request.url_rule.rule if request.url_rule is not None else None
             started = getattr(request, "environ_started", None)
-            metrics.http_requests.labels(request.method, rule, str(response.status_code)).inc()
-            if started is not None:
-                metrics.http_duration.labels(request.method, rule).observe(
-                    time.perf_counter() - started)
+            metrics.observe_request(request.method, rule, request.path, response.status_code,
+                                    None if started is None else time.perf_counter() - started)
         return response
 
     @app.get("/metrics")
@@ -117,12 +122,17 @@ def create_app(name: str, metrics: ServiceMetrics) -> QuartTrio:
     return app
 
 
+def authorization() -> str | None:
+    """The request's one `Authorization` header (several: 400)."""
+    return single_authorization(request.headers.getlist("Authorization"))
+
+
 def guard_read(tokens: Tokens) -> None:
-    check_read(tokens, request.headers.get("Authorization"))
+    check_read(tokens, authorization())
 
 
 def guard_write(tokens: Tokens) -> None:
-    check_write(tokens, request.headers.get("Authorization"))
+    check_write(tokens, authorization())
 
 
 async def serve_app(app: QuartTrio, host: str, port: int, shutdown: trio.Event, *,

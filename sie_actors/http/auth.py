@@ -12,6 +12,8 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+from sie_actors.domain.errors import InvalidRequest
+
 
 class AuthError(Exception):
     """401/403 with the string `detail` that the original's clients expect."""
@@ -45,12 +47,25 @@ class Tokens:
 
 
 def bearer_token(header: str | None) -> str:
-    """The token of an `Authorization` header: a leading `Bearer ` is removed, then stripped."""
+    """The token of an `Authorization` header: a leading `Bearer ` scheme (any case, RFC 7235)
+    is removed, then the rest is stripped."""
     if not header:
         return ""
-    if header.startswith("Bearer "):
-        header = header[len("Bearer "):]
+    if header[:7].lower() == "bearer ":
+        header = header[7:]
     return header.strip()
+
+
+def single_authorization(values: list[str]) -> str | None:
+    """The one `Authorization` header of a request; several are a 400, not "the first wins".
+
+    Proxies and clients disagree on which of several credentials counts, so a request that
+    carries more than one is refused rather than judged on a guess.
+    """
+    if len(values) > 1:
+        raise InvalidRequest(
+            f"The request carries {len(values)} Authorization headers; send exactly one.")
+    return values[0] if values else None
 
 
 def _equal(given: str, expected: str | None) -> bool:

@@ -72,8 +72,9 @@ class FastReads:
         authorization = None
         for name, value in scope["headers"]:
             if name == b"authorization":
-                if authorization is None:  # werkzeug's Headers.get: the first one
-                    authorization = value.decode("latin1")
+                if authorization is not None:  # several: Quart's guard answers the 400
+                    return await self.app(scope, receive, send)
+                authorization = value.decode("latin1")
             elif name in (b"content-length", b"transfer-encoding"):
                 return await self.app(scope, receive, send)  # a body: Quart's limits apply
         rule, handler, rest = route
@@ -88,5 +89,5 @@ class FastReads:
                     "headers": [(b"content-type", JSON),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
-        self.metrics.http_requests.labels("GET", rule, "200").inc()
-        self.metrics.http_duration.labels("GET", rule).observe(time.perf_counter() - started)
+        self.metrics.observe_request("GET", rule, scope["path"], 200,
+                                     time.perf_counter() - started)

@@ -100,6 +100,17 @@ class NatsLink:
         client = self._client
         return self._connected and client is not None and client.is_connected
 
+    @property
+    def max_payload(self) -> int | None:
+        """The server's largest accepted message (its INFO ``max_payload``), None until connected.
+
+        A publish over it fails on every subject, so the writer refuses such a write up front.
+        """
+        client = self._client
+        if client is None or not self.connected:
+            return None
+        return client.max_payload or None
+
     def reconnect_events(self, buffer: int = 16) -> trio.MemoryReceiveChannel[int]:
         """A channel that receives the connect count after each (re)connect.
 

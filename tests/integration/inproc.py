@@ -61,3 +61,11 @@ async def start_gateway(nursery: trio.Nursery, workers: tuple[str, ...] = (),
                if k not in ("SIE_BUNDLES_DIR", "SIE_MODELS_DIR") or k in env}
     settings = GatewaySettings.from_env(environ, workers=workers, host="127.0.0.1", port=0)
     return await start_service(nursery, run_gateway, settings)
+
+
+async def start_worker(nursery: trio.Nursery, **env: str) -> RunningService:
+    from sie_worker.main import run_service as run_worker
+    from sie_worker.settings import WorkerSettings
+
+    settings = WorkerSettings.from_env(base_env(**env), host="127.0.0.1", port=0)
+    return await start_service(nursery, run_worker, settings)

@@ -335,15 +335,18 @@ async def test_store_failure_is_503_and_changes_nothing(nursery, tmp_path):
         r = await c.post("/v1/configs/models", content=model("fails/two"))
         assert r.status_code == 503, r.text
         assert r.json()["detail"]["error"] == "store_unavailable"
+        assert str(tmp_path) not in r.text and "models" not in r.json()["detail"]["message"]
         assert (await c.get("/v1/configs/models/fails/two")).status_code == 404
         assert (await c.get("/v1/configs/models")).status_code == 200
+        # The failed commit left epoch 2 in the store (epoch first, then the model): the API
+        # serves that epoch too, so gateways never see the two disagree.
         epoch_during = (await c.get("/v1/configs/epoch")).json()["epoch"]
-        assert epoch_during == 1
+        assert epoch_during == int((store / "epoch").read_text()) == 2
         models_dir.unlink()
         moved.rename(models_dir)
         r = await c.post("/v1/configs/models", content=model("fails/two"))
         assert r.status_code == 201
-        # The failed commit may have left epoch 2 in the store: it is never reused.
+        # ... and epoch 2 is never reused for another write.
         assert (await c.get("/v1/configs/epoch")).json()["epoch"] == 3
 
 

@@ -6,6 +6,8 @@ import orjson
 import trio
 import yaml
 
+from sie_actors.actors.publisher import PublishDeltas, PublishResult
+from sie_actors.runtime import Actor
 from sie_actors.store import ConfigStore, StoreUnavailable
 from sie_actors.seed import load_seed
 from sie_config.idempotency import IdempotencyBook
@@ -18,16 +20,21 @@ BODY = yaml.safe_dump({"sie_id": "w/model", "profiles": {"default": {
 
 
 class FlakyStore:
-    """A memory store whose next `failures` commits fail."""
+    """A memory store whose next `failures` commits fail; with `epoch_first`, each failing
+    commit persists its epoch before failing, as a model write that fails after step 1 of
+    `ConfigStore.commit_write` does."""
 
     def __init__(self, name: str) -> None:
         self.inner = ConfigStore.open(f"memory://{name}")
         self.failures = 0
+        self.epoch_first = False
 
     def commit_write(self, model_id, yaml_text, epoch):
         if self.failures:
             self.failures -= 1
-            raise StoreUnavailable("injected failure")
+            if self.epoch_first:
+                self.inner.write_epoch(epoch)
+            raise StoreUnavailable("cannot write /secret/store/models/x.yaml.tmp: injected")
         self.inner.commit_write(model_id, yaml_text, epoch)
 
     def __getattr__(self, name):
@@ -70,12 +77,68 @@ async def test_waiters_get_the_real_failure_and_a_later_retry_runs_again(nursery
     assert (replayed.status, replayed.body) == (201, retry.body)
 
 
-async def test_failed_commit_never_reuses_its_epoch(nursery, request):
+async def test_failed_commit_that_persisted_nothing_leaves_the_epoch_alone(nursery, request):
     store = FlakyStore(request.node.name)
     writer, book, cell = make_writer(store)
     nursery.start_soon(writer.run)
     store.failures = 1
-    assert (await writer.ref.ask(WriteModel(BODY))).status == 503
+    failed = await writer.ref.ask(WriteModel(BODY))
+    assert failed.status == 503
+    # the 503 names no file of the store (the details go to the log)
+    assert "/secret/store" not in failed.body.decode()
+    assert orjson.loads(failed.body)["detail"]["error"] == "store_unavailable"
+    assert (cell.current.epoch, store.read_epoch()) == (0, 0)
     assert (await writer.ref.ask(WriteModel(BODY))).status == 201
-    assert cell.current.epoch == 2  # epoch 1 may be in the store from the failed attempt
-    assert store.inner.read_epoch() == 2
+    assert (cell.current.epoch, store.read_epoch()) == (1, 1)  # no gap for the gateways
+
+
+async def test_failed_commit_that_persisted_its_epoch_is_adopted_never_reused(nursery, request):
+    """Issue 15 defect 6: the store's epoch moved while the API's did not (a gap)."""
+    store = FlakyStore(request.node.name)
+    store.epoch_first = True
+    writer, book, cell = make_writer(store)
+    nursery.start_soon(writer.run)
+    store.failures = 1
+    assert (await writer.ref.ask(WriteModel(BODY))).status == 503
+    # the API serves the stored epoch (same models), so the two never disagree
+    assert (cell.current.epoch, store.read_epoch()) == (1, 1)
+    assert cell.current.registry.get_model("w/model") is None
+    assert (await writer.ref.ask(WriteModel(BODY))).status == 201
+    assert (cell.current.epoch, store.read_epoch()) == (2, 2)  # epoch 1 never reused
+
+
+class RecordingPublisher(Actor):
+    """Stands in for the PublisherActor: records the deltas, confirms them all."""
+
+    def __init__(self) -> None:
+        super().__init__(name="publisher")
+        self.sent: list[PublishDeltas] = []
+
+    async def handle(self, message: PublishDeltas) -> PublishResult:
+        self.sent.append(message)
+        return PublishResult("success", (), ())
+
+
+async def test_a_delta_over_the_nats_max_payload_is_refused_before_persisting(nursery, request):
+    """Issue 15: such a delta was persisted, then failed on both subjects (201 + a warning)."""
+    store = ConfigStore.open(f"memory://{request.node.name}")
+    publisher = RecordingPublisher()
+    nursery.start_soon(publisher.run)
+    registry = load_seed(REPO / "bundles", REPO / "models").registry()
+    cell = StateCell(ConfigState(registry, {}, frozenset(), 0, "gen"))
+    writer = WriterActor(cell, IdempotencyBook(), store=store, router_id="sie-config",
+                         publisher=publisher.ref, nats_connected=lambda: True,
+                         max_payload=lambda: 4096)
+    nursery.start_soon(writer.run)
+    big = yaml.safe_dump({"sie_id": "w/big", "notes": "n" * 5000, "profiles": {"default": {
+        "adapter_path": "sie_server.adapters.sentence_transformer:X"}}}).encode()
+    for dry_run in (True, False):
+        refused = await writer.ref.ask(WriteModel(big, dry_run=dry_run))
+        assert refused.status == 413, refused.body
+        detail = orjson.loads(refused.body)["detail"]
+        assert detail["error"] == "payload_too_large" and "4096" in detail["message"]
+    assert (cell.current.epoch, store.read_epoch(), store.list_model_ids()) == (0, 0, [])
+    assert publisher.sent == []
+    assert (await writer.ref.ask(WriteModel(BODY))).status == 201
+    assert len(publisher.sent) == 1
+    assert max(len(d.to_json_bytes()) for d in publisher.sent[0].deltas) <= 4096
