@@ -1,4 +1,5 @@
-"""Idempotency-Key bookkeeping of the writer (owned by the WriterActor, never shared).
+"""What the writer remembers between writes: Idempotency-Key outcomes, the ticket clock and
+the epoch floor (owned by the WriterActor, never shared).
 
 Rules (seed, reference §2.8, CONTRACT §2 item 6):
 - a success (201/200) is remembered: the same key and the same body bytes replay the stored status
@@ -47,10 +48,11 @@ class Failure:
     body: bytes
 
 
-class IdempotencyBook:
-    """What the writer must remember across its own restarts: remembered outcomes by key, the
-    ticket clock (`completed`), and the highest epoch a failed commit may have left in the store
-    (`epoch_floor`). It lives outside the WriterActor so a restarted incarnation keeps it."""
+class WriterMemory:
+    """What the WriterActor must remember across its own restarts, kept outside it so a
+    restarted incarnation has it: outcomes by Idempotency-Key (successes to replay, failures for
+    requests that were queued behind them), the ticket clock (`completed`), and the highest epoch
+    a failed commit may have left in the store (`epoch_floor`)."""
 
     def __init__(self, capacity: int = 1000) -> None:
         self.capacity = capacity

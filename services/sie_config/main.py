@@ -30,7 +30,7 @@ from sie_actors.seed import load_seed
 from sie_actors.store import ConfigStore, StoreUnavailable
 from sie_actors.actors.publisher import PublisherActor
 
-from sie_config.idempotency import IdempotencyBook
+from sie_config.idempotency import WriterMemory
 from sie_config.metrics import ConfigMetrics
 from sie_config.routes import mount
 from sie_config.settings import ConfigSettings
@@ -96,7 +96,7 @@ async def run_service(settings: ConfigSettings, shutdown: trio.Event, *,
     cell = StateCell(state)
     metrics = ConfigMetrics()
     metrics.on_state(state)
-    book = IdempotencyBook(settings.idempotency_memory)
+    memory = WriterMemory(settings.idempotency_memory)
 
     children: list[ChildSpec] = []
     publisher_ref = None
@@ -115,7 +115,7 @@ async def run_service(settings: ConfigSettings, shutdown: trio.Event, *,
     writer_box = Mailbox(name="writer")
     children.append(actor_child(
         "writer", writer_box,
-        lambda box: WriterActor(cell, book, store=store, router_id=settings.router_id,
+        lambda box: WriterActor(cell, memory, store=store, router_id=settings.router_id,
                                 publisher=publisher_ref,
                                 nats_connected=(lambda: link.connected) if link else None,
                                 idempotency_ttl=settings.idempotency_ttl, metrics=metrics,
@@ -126,7 +126,7 @@ async def run_service(settings: ConfigSettings, shutdown: trio.Event, *,
                                 child).inc())
 
     app = create_app("sie_config", metrics)
-    mount(app, cell, settings.tokens, writer_box.ref, lambda: book.completed,
+    mount(app, cell, settings.tokens, writer_box.ref, lambda: memory.completed,
           metrics=metrics)
 
     async with trio.open_nursery() as nursery:

@@ -29,7 +29,7 @@ from sie_actors.domain.registry import AppendPlan, Registry
 from sie_actors.runtime import Actor, ActorRef
 from sie_actors.store import ConfigStore, StoreUnavailable
 
-from sie_config.idempotency import Failure, IdempotencyBook, Remembered, body_digest
+from sie_config.idempotency import Failure, WriterMemory, Remembered, body_digest
 from sie_config.state import ConfigState
 
 log = logging.getLogger("sie_config.writer")
@@ -125,13 +125,13 @@ def prepare_write(registry: Registry, body: bytes) -> tuple[AppendPlan, str | No
 
 
 class WriterActor(Actor):
-    def __init__(self, cell: StateCell, book: IdempotencyBook, *, store: ConfigStore | None,
+    def __init__(self, cell: StateCell, memory: WriterMemory, *, store: ConfigStore | None,
                  router_id: str, publisher: ActorRef | None = None,
                  nats_connected: Callable[[], bool] | None = None,
                  idempotency_ttl: float = 86400.0, metrics=None, publish_timeout: float = 5.0,
                  max_payload: Callable[[], int | None] | None = None,
                  mailbox=None) -> None:
-        # `book` lives outside the actor so that a restarted incarnation keeps the completion
+        # `memory` lives outside the actor so that a restarted incarnation keeps the completion
         # count and the remembered keys.
         super().__init__(mailbox=mailbox, name="writer")
         self.cell = cell
@@ -139,7 +139,7 @@ class WriterActor(Actor):
         self.router_id = router_id
         self.publisher = publisher  # ActorRef of the PublisherActor, or None (standalone)
         self.nats_connected = nats_connected
-        self.book = book
+        self.memory = memory
         self.idempotency_ttl = idempotency_ttl
         self.metrics = metrics
         self.publish_timeout = publish_timeout
@@ -158,10 +158,10 @@ class WriterActor(Actor):
         except DomainError as exc:
             outcome = error_outcome(exc.status, exc.detail())
         finally:
-            self.book.completed += 1
+            self.memory.completed += 1
         key = message.idempotency_key
         if key and not message.dry_run and not outcome.ok:
-            self.book.remember_failure(key, Failure(self.book.completed, outcome.status,
+            self.memory.remember_failure(key, Failure(self.memory.completed, outcome.status,
                                                     outcome.body))
         return outcome
 
@@ -178,7 +178,7 @@ class WriterActor(Actor):
                     return error_outcome(422, {"error": "idempotency_mismatch",
                                                "message": "Idempotency-Key reused with different payload."})
                 return WriteOutcome(earlier.status, earlier.body, model_id=None)
-            failure = self.book.failure_seen_by(key, msg.ticket)
+            failure = self.memory.failure_seen_by(key, msg.ticket)
             if failure is not None:
                 return WriteOutcome(failure.status, failure.body)
 
@@ -212,7 +212,7 @@ class WriterActor(Actor):
         limit = self.max_payload() if self.max_payload is not None else None
         if self.publisher is None or not limit:
             return None
-        epoch = max(state.epoch, self.book.epoch_floor) + 1
+        epoch = max(state.epoch, self.memory.epoch_floor) + 1
         size = max(len(d.to_json_bytes()) for d in
                    self._deltas(plan, yaml_text, epoch, state.generation,
                                 lambda bundle: HASH_PLACEHOLDER))
@@ -236,7 +236,7 @@ class WriterActor(Actor):
         # After a failed commit the store may hold the epoch it tried to write: the floor is what
         # the store held afterwards (see _after_failed_commit), so a persisted epoch is never
         # reused for a different write.
-        epoch = max(state.epoch, self.book.epoch_floor) + 1
+        epoch = max(state.epoch, self.memory.epoch_floor) + 1
         if self.store is not None:
             try:
                 await trio.to_thread.run_sync(self.store.commit_write, plan.model_id, yaml_text,
@@ -268,9 +268,9 @@ class WriterActor(Actor):
             stored = await trio.to_thread.run_sync(self.store.read_epoch)
         except StoreUnavailable as exc:
             log.error("after a failed write the store's epoch is unreadable: %s", exc)
-            self.book.epoch_floor = max(self.book.epoch_floor, epoch)
+            self.memory.epoch_floor = max(self.memory.epoch_floor, epoch)
             return
-        self.book.epoch_floor = max(self.book.epoch_floor, stored)
+        self.memory.epoch_floor = max(self.memory.epoch_floor, stored)
         if stored > state.epoch and self.cell.current is state:
             log.warning("the failed write left the store at epoch %d; serving epoch %d", stored,
                         stored)
@@ -308,7 +308,7 @@ class WriterActor(Actor):
 
     # ---- idempotency persistence ------------------------------------------------------------
     async def _remembered(self, key: str) -> Remembered | None:
-        hit = self.book.success(key)
+        hit = self.memory.success(key)
         if hit is not None or self.store is None:
             return hit
         try:
@@ -320,7 +320,7 @@ class WriterActor(Actor):
         return Remembered.from_record(record) if record else None
 
     async def _remember(self, key: str, entry: Remembered) -> None:
-        self.book.remember_success(key, entry)
+        self.memory.remember_success(key, entry)
         if self.store is None:
             return
         try:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from sie_actors.store import ConfigStore
-from sie_config.idempotency import IdempotencyBook
+from sie_config.idempotency import WriterMemory
 from sie_config.main import initial_state
 from sie_config.settings import ConfigSettings
 from sie_config.writer import StateCell, WriteModel, WriterActor
@@ -106,7 +106,7 @@ def served(state) -> tuple:
 
 async def write_once(store: ConfigStore, state, body: bytes):
     cell = StateCell(state)
-    writer = WriterActor(cell, IdempotencyBook(), store=store, router_id="sie-config")
+    writer = WriterActor(cell, WriterMemory(), store=store, router_id="sie-config")
     async with trio.open_nursery() as nursery:
         nursery.start_soon(writer.run)
         outcome = await writer.ref.ask(WriteModel(body))

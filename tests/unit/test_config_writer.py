@@ -10,7 +10,7 @@ from sie_actors.actors.publisher import PublishDeltas, PublishResult
 from sie_actors.runtime import Actor
 from sie_actors.store import ConfigStore, StoreUnavailable
 from sie_actors.seed import load_seed
-from sie_config.idempotency import IdempotencyBook
+from sie_config.idempotency import WriterMemory
 from sie_config.state import ConfigState
 from sie_config.writer import StateCell, WriteModel, WriterActor
 from tests.conftest import REPO
@@ -41,18 +41,18 @@ class FlakyStore:
         return getattr(self.inner, name)
 
 
-def make_writer(store) -> tuple[WriterActor, IdempotencyBook, StateCell]:
+def make_writer(store) -> tuple[WriterActor, WriterMemory, StateCell]:
     registry = load_seed(REPO / "bundles", REPO / "models").registry()
     cell = StateCell(ConfigState(registry, {}, frozenset(), 0, "gen"))
-    book = IdempotencyBook()
-    return WriterActor(cell, book, store=store, router_id="sie-config"), book, cell
+    memory = WriterMemory()
+    return WriterActor(cell, memory, store=store, router_id="sie-config"), memory, cell
 
 
 async def test_waiters_get_the_real_failure_and_a_later_retry_runs_again(nursery, request):
     store = FlakyStore(request.node.name)
     store.failures = 1
-    writer, book, cell = make_writer(store)
-    ticket = book.completed  # both requests are sent before either is handled
+    writer, memory, cell = make_writer(store)
+    ticket = memory.completed  # both requests are sent before either is handled
     outcomes = []
 
     async def send():
@@ -66,10 +66,10 @@ async def test_waiters_get_the_real_failure_and_a_later_retry_runs_again(nursery
     assert all(orjson.loads(o.body)["detail"]["error"] == "store_unavailable" for o in outcomes)
     assert cell.current.registry.get_model("w/model") is None
     # a retry sent after the failure runs again (failures are not cached) and succeeds
-    retry = await writer.ref.ask(WriteModel(BODY, "key-1", ticket=book.completed))
+    retry = await writer.ref.ask(WriteModel(BODY, "key-1", ticket=memory.completed))
     assert retry.status == 201
-    # and its success is replayed byte for byte, also after a "restart" (new book, same store)
-    again = await writer.ref.ask(WriteModel(BODY, "key-1", ticket=book.completed))
+    # and its success is replayed byte for byte, also after a "restart" (new memory, same store)
+    again = await writer.ref.ask(WriteModel(BODY, "key-1", ticket=memory.completed))
     assert (again.status, again.body) == (201, retry.body)
     fresh, _, _ = make_writer(store)
     nursery.start_soon(fresh.run)
@@ -79,7 +79,7 @@ async def test_waiters_get_the_real_failure_and_a_later_retry_runs_again(nursery
 
 async def test_failed_commit_that_persisted_nothing_leaves_the_epoch_alone(nursery, request):
     store = FlakyStore(request.node.name)
-    writer, book, cell = make_writer(store)
+    writer, memory, cell = make_writer(store)
     nursery.start_soon(writer.run)
     store.failures = 1
     failed = await writer.ref.ask(WriteModel(BODY))
@@ -96,7 +96,7 @@ async def test_failed_commit_that_persisted_its_epoch_is_adopted_never_reused(nu
     """Issue 15 defect 6: the store's epoch moved while the API's did not (a gap)."""
     store = FlakyStore(request.node.name)
     store.epoch_first = True
-    writer, book, cell = make_writer(store)
+    writer, memory, cell = make_writer(store)
     nursery.start_soon(writer.run)
     store.failures = 1
     assert (await writer.ref.ask(WriteModel(BODY))).status == 503
@@ -126,7 +126,7 @@ async def test_a_delta_over_the_nats_max_payload_is_refused_before_persisting(nu
     nursery.start_soon(publisher.run)
     registry = load_seed(REPO / "bundles", REPO / "models").registry()
     cell = StateCell(ConfigState(registry, {}, frozenset(), 0, "gen"))
-    writer = WriterActor(cell, IdempotencyBook(), store=store, router_id="sie-config",
+    writer = WriterActor(cell, WriterMemory(), store=store, router_id="sie-config",
                          publisher=publisher.ref, nats_connected=lambda: True,
                          max_payload=lambda: 4096)
     nursery.start_soon(writer.run)
