@@ -18,6 +18,14 @@ class InferenceError(DomainError):
     retry_after: int | None = None
 
 
+class InferenceFailed(InferenceError):
+    """The adapter raised while encoding; ``inference_error`` is the original's (lowercase,
+    legacy) code for this on the queue path, kept because its gateway passes it through."""
+
+    status = 500
+    code = "inference_error"
+
+
 class InvalidInput(InferenceError):
     """A request body the encode route cannot accept."""
 
@@ -47,4 +55,23 @@ class ModelLoading(InferenceError):
 
     status = 503
     code = "MODEL_LOADING"
+    retry_after = 5
+
+
+class QueueFull(InferenceError):
+    """The model host already holds as many batches as it may; come back in a moment.
+
+    Bounding the queue keeps memory flat and tells the pull loop to NAK with a delay (so another
+    worker of the pool can take the items) instead of piling them up here."""
+
+    status = 503
+    code = "QUEUE_FULL"
+    retry_after = 1
+
+
+class ModelUnloaded(InferenceError):
+    """The model host was closed while the batch waited (eviction or shutdown); retryable."""
+
+    status = 503
+    code = "MODEL_NOT_LOADED"
     retry_after = 5

@@ -122,3 +122,17 @@ def test_model_without_weights_anywhere(tmp_path):
     with pytest.raises(ModelLoadFailed) as err:
         load_adapter(config, environ={"HF_HUB_CACHE": str(tmp_path)})
     assert str(tmp_path / "models--acme--ghost") in err.value.message
+
+
+async def test_reference_cases_through_a_model_host(weights):
+    """The worker's path: the host loads the real model on its thread and encodes there."""
+    from sie_worker.inference.model_host import LOADED, ModelHost
+
+    config = yaml.safe_load(MODEL_YAML.read_text())
+    host = ModelHost(config["sie_id"], lambda: load_adapter(config, threads=1))
+    host.start()
+    assert await host.wait_settled() == LOADED, host.load_error
+    result = await host.encode([c["text"] for c in CASES["cases"]], EncodeOptions())
+    for vector, case in zip(result.vectors, CASES["cases"]):
+        assert cosine(vector, case["dense"]) >= 0.99999
+    await host.aclose()
