@@ -95,7 +95,10 @@ def _item(index: int, raw: Any) -> dict[str, Any]:
         raise InvalidInput(f"items[{index}].text is {what}; this model takes text items")
     if "id" in data and data["id"] is not None and not isinstance(data["id"], str):
         raise InvalidInput(f"items[{index}].id must be a string")
-    size = len(msgpack.packb(data, use_bin_type=True, default=repr))
+    try:
+        size = len(msgpack.packb(data, use_bin_type=True))
+    except (OverflowError, ValueError, TypeError) as exc:   # e.g. a JSON integer beyond 64 bits
+        raise InvalidInput(f"items[{index}] cannot be forwarded: {exc}") from None
     if size > MAX_ITEM_BYTES:
         raise PayloadTooLarge(f"items[{index}] is {size} bytes encoded; items over "
                               f"{MAX_ITEM_BYTES} bytes (1 MiB) are not accepted")
@@ -137,6 +140,10 @@ def parse_encode_request(body: bytes, content_type: str | None, *,
         options = {}
     if not isinstance(options, dict):
         raise InvalidInput("'options' must be an object")
+    try:
+        msgpack.packb(options, use_bin_type=True)
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise InvalidInput(f"'options' cannot be forwarded: {exc}") from None
     is_query = _param(doc, params, "is_query")
     if is_query is None:
         is_query = options.get("is_query", False)

@@ -53,6 +53,10 @@ def test_msgpack_body_and_fallbacks():
     (b'{"items": [{"text": "a"}], "params": {"options": "x"}}', "'options'"),
     (b'{"items": [{"text": "a"}], "params": {"options": {"is_query": "yes"}}}', "is_query"),
     (b"[" * 100000, "JSON|deeply"),
+    (b'{"items": [{"text": "a", "metadata": {"n": 123456789012345678901234567890}}]}',
+     "cannot be forwarded"),
+    (b'{"items": [{"text": "a"}], "params": {"options": {"n": -99999999999999999999999}}}',
+     "'options' cannot be forwarded"),
 ])
 def test_bad_bodies_are_400(body, message):
     with pytest.raises(InvalidInput, match=message) as err:
@@ -118,3 +122,42 @@ def test_all_failed_outcomes():
                                     {"item_index": 1, "error": "b", "error_code": "MODEL_LOADING"}])
     assert mixed.status == 500 and mixed.code == "all_items_failed"
     assert mixed.details[1] == {"item_index": 1, "error": "b", "code": "MODEL_LOADING"}
+
+
+from hypothesis import assume, given, settings, strategies as st  # noqa: E402
+
+from sie_actors.inference.errors import InferenceError  # noqa: E402
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.sampled_from(["items", "params", "text", "id", "input", "inputs",
+                                       "options", "is_query", "output_types", "instruction",
+                                       "content", "x"]), children, max_size=5),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=JSONISH, as_msgpack=st.booleans())
+def test_any_body_is_parsed_or_refused_with_a_4xx(doc, as_msgpack):
+    ctype = "application/msgpack" if as_msgpack else "application/json"
+    try:
+        body = msgpack.packb(doc) if as_msgpack else json.dumps(doc).encode()
+    except OverflowError:
+        assume(False)                 # an integer msgpack cannot hold: no such msgpack body
+    try:
+        req = api.parse_encode_request(body, ctype)
+    except InferenceError as exc:
+        assert 400 <= exc.status < 500 and exc.message
+    else:
+        assert req.items and all(isinstance(i["text"], str) for i in req.items)
+        assert isinstance(req.is_query, bool) and isinstance(req.options, dict)
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.binary(max_size=64), as_msgpack=st.booleans())
+def test_any_bytes_are_parsed_or_refused_with_a_4xx(body, as_msgpack):
+    try:
+        api.parse_encode_request(body, "application/msgpack" if as_msgpack else "application/json")
+    except InferenceError as exc:
+        assert 400 <= exc.status < 500
