@@ -126,3 +126,27 @@ def test_arrays_are_byte_identical_to_msgpack_numpy(value):
 def test_non_contiguous_arrays_pack_their_values():
     value = np.arange(12, dtype=np.float32).reshape(3, 4)[:, 1]
     assert ndarray_msgpack.unpackb(ndarray_msgpack.packb(value)).tolist() == [1, 5, 9]
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+VALUES = st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1)
+                      | st.floats() | st.text(max_size=8) | st.binary(max_size=8),
+                      lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c,
+                                                                          max_size=3),
+                      max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(base=st.booleans(), changes=st.dictionaries(
+    st.sampled_from(["work_item_id", "item_index", "timestamp", "item", "options", "is_query",
+                     "success", "result_msgpack", "reply_subject", "output_types"]), VALUES),
+    junk=st.binary(max_size=32))
+def test_any_message_decodes_or_is_a_wire_error(base, changes, junk):
+    start = msgpack.unpackb(make_item().pack(), raw=False) if base else {}
+    for data in (msgpack.packb({**start, **changes}, use_bin_type=True), junk):
+        for unpack in (wire.unpack_work_item, wire.unpack_work_result):
+            try:
+                unpack(data)
+            except WireError:
+                pass
