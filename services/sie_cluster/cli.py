@@ -16,6 +16,7 @@ from pathlib import Path
 
 import trio
 
+from sie_actors.inference.weights_report import catalog_status
 from sie_cluster.runner import ClusterRunner
 from sie_cluster.topology import ClusterPlan, plan_cluster
 
@@ -56,6 +57,9 @@ def banner(plan: ClusterPlan, seconds: float) -> str:
         "    adapter_path: sie_server.adapters.sentence_transformer:SentenceTransformerAdapter\\n"
         "    max_batch_tokens: 8192\\n' > e5.yaml",
         "  sie models add e5.yaml --wait",
+        "",
+        "Model weights on this machine (workers never download):",
+        *[f"  {status.line()}" for status in catalog_status()],
         "",
         "Ctrl-C stops everything.",
     ])

