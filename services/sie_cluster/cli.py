@@ -16,6 +16,7 @@ from pathlib import Path
 
 import trio
 
+from sie_actors.inference.weights_report import catalog_status
 from sie_cluster.datadir import DataDirError, DataDirLock, reset_store
 from sie_cluster.ports import first_busy_port
 from sie_cluster.runner import ClusterRunner
@@ -82,6 +83,9 @@ def banner(plan: ClusterPlan, seconds: float, admin_token: str | None = None) ->
         example_model_yaml().rstrip("\n"),
         "YAML",
         "sie models add e5.yaml --wait",
+        "",
+        "Model weights on this machine (workers never download):",
+        *[f"  {status.line()}" for status in catalog_status()],
         "",
         "Ctrl-C stops everything.",
     ])

