@@ -57,6 +57,8 @@ def banner(plan: ClusterPlan, seconds: float) -> str:
         "    max_batch_tokens: 8192\\n' > e5.yaml",
         "  sie models add e5.yaml --wait",
         "",
+        f"Watch it roll out in a browser (the fleet page): {plan.gateways[0].url}/",
+        "",
         "Ctrl-C stops everything.",
     ])
 

@@ -112,13 +112,17 @@ def fleet_snapshot(state: MirrorState, views: Iterable[WorkerView], now: float, 
     bundles = []
     for bundle in registry.list_bundles():
         expected = registry.bundle_config_hash(bundle.name)
-        row = bundle_readiness(bundle.name, expected, healthy)
+        readiness = bundle_readiness(bundle.name, expected, healthy)
         loaded: Counter[str] = Counter()
         for view in healthy:
             if view.status.bundle == bundle.name:
                 loaded.update(set(view.status.loaded_models))
-        row["loaded"] = dict(loaded)
-        bundles.append(row)
+        # counts only: the names are in `workers` already (and in a model's detail)
+        bundles.append({"bundle_id": bundle.name, "expected_bundle_config_hash": expected,
+                        "total_eligible_workers": readiness["total_eligible_workers"],
+                        "acked_count": len(readiness["acked_workers"]),
+                        "pending_count": len(readiness["pending_workers"]),
+                        "acked": readiness["acked"], "loaded": dict(loaded)})
     arrivals = arrivals or {}
     models = [{"model_id": e.model_id, "bundles": list(e.bundles),
                "rank": arrivals.get(e.model_id, 0)} for e in registry.list_models()]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import replace
 from typing import Callable, Iterable
 
@@ -156,6 +157,9 @@ class FleetFeed:
         self.version = 0
         self.watchers = 0
         self.snapshots = 0  # built so far (for tests and the bench)
+        self.cpu_seconds = 0.0  # this thread's CPU spent comparing and building (the feed's cost)
+        self.on_work: Callable[[float], None] | None = None
+        self.on_snapshot: Callable[[], None] | None = None
         self._published = trio.Event()
         self._kick = trio.Event()
         self._force = False
@@ -181,25 +185,39 @@ class FleetFeed:
             if self.watchers == 0:
                 last_sig = None
                 continue
-            now = trio.current_time()
-            views = list(self.read_views())
-            sig = signature(state, views, now, self.heartbeat_timeout, facts)
-            if sig == last_sig and not self._force:
-                continue
-            if now < last_sent + self.min_gap and not self._force:
-                await trio.sleep(last_sent + self.min_gap - now)
-                self._kick.set()  # look again at once: more may have changed meanwhile
-                continue
-            self._force = False
-            body = fleet_snapshot(state, views, now, self.heartbeat_timeout, facts,
-                                  self.arrivals.ranks)
-            self._publish(orjson.dumps(body) + b"\n")
-            last_sig, last_sent = sig, now
+            started = time.thread_time()  # trio runs here alone: this is the feed's own CPU
+            try:
+                now = trio.current_time()
+                views = list(self.read_views())
+                sig = signature(state, views, now, self.heartbeat_timeout, facts)
+                if sig == last_sig and not self._force:
+                    continue
+                if now < last_sent + self.min_gap and not self._force:
+                    self._kick.set()  # after the gap, look again: more may have changed
+                    wait = last_sent + self.min_gap - now
+                else:
+                    wait = 0.0
+                    self._force = False
+                    body = fleet_snapshot(state, views, now, self.heartbeat_timeout, facts,
+                                          self.arrivals.ranks)
+                    self._publish(orjson.dumps(body) + b"\n")
+                    last_sig, last_sent = sig, now
+            finally:
+                self._account(time.thread_time() - started)
+            if wait:
+                await trio.sleep(wait)
+
+    def _account(self, seconds: float) -> None:
+        self.cpu_seconds += seconds
+        if self.on_work is not None:
+            self.on_work(seconds)
 
     def _publish(self, body: bytes) -> None:
         self.body = body
         self.version += 1
         self.snapshots += 1
+        if self.on_snapshot is not None:
+            self.on_snapshot()
         self._published.set()
         self._published = trio.Event()
 
@@ -235,6 +253,14 @@ class FleetWiring:
         self.feed = FleetFeed(lambda: cell.current, directory.views, self.links,
                               heartbeat_timeout=settings.heartbeat_timeout)
         self.children = [ChildSpec("fleet", self.feed.run)]
+        if metrics is not None:
+            self.feed.on_work = metrics.counter(
+                "fleet_feed_cpu_seconds", "CPU seconds the fleet page feed spent comparing and "
+                "building snapshots").inc
+            self.feed.on_snapshot = metrics.counter(
+                "fleet_snapshots", "Fleet page snapshots built and sent").inc
+            metrics.gauge("fleet_streams", "Open fleet page feeds").set_function(
+                lambda: self.feed.watchers)
         if settings.peers:
             peers = PeerWatch(settings.peers, settings.outbound_token, settings.poll_interval,
                               self.links.on_peers)

@@ -68,7 +68,8 @@ async def test_feed_pushes_changes_without_polling(nursery):
     first = await wait_for(both_ready, 10, "two healthy workers in the feed")
     assert feed.status == 200
     assert cell(first, "default")["acked"] is True
-    assert sorted(cell(first, "default")["acked_workers"]) == sorted(["w-acked", evil])
+    assert cell(first, "default")["acked_count"] == 2
+    assert cell(first, "default")["expected_bundle_config_hash"] == hashes["default"]
     assert {w["name"] for w in first["workers"]} == {"w-acked", evil}
     assert first["nats"] == {"configured": False, "connected": False}
     assert first["resync"]["last_cause"] == "startup" and first["resync"]["count"] >= 1
@@ -102,6 +103,15 @@ async def test_feed_pushes_changes_without_polling(nursery):
     with trio.move_on_after(1.5):
         await wait_for(lambda: len(feed.snapshots) > settled, 2, "no snapshot")
     assert len(feed.snapshots) == settled
+
+    # the feed's own metrics: one stream open, snapshots counted, its CPU accounted
+    async with httpx.AsyncClient(timeout=5) as c:
+        text = (await c.get(gateway.url + "/metrics")).text
+    assert "sie_gateway_fleet_streams 1.0" in text
+    sent = [line for line in text.splitlines()
+            if line.startswith("sie_gateway_fleet_snapshots_total")]
+    assert float(sent[0].split()[1]) >= len(feed.snapshots)
+    assert "sie_gateway_fleet_feed_cpu_seconds_total" in text
 
     # a silent worker is marked silent after the heartbeat timeout
     acked.silent = True

@@ -177,8 +177,8 @@ function cellFor(model, bundle) {
   // per model and bundle: acked / pending / none, from the bundle's readiness
   const loaded = (bundle.loaded && bundle.loaded[model.model_id]) || 0;
   if (bundle.total_eligible_workers === 0) return { state: "none", text: "no eligible workers", loaded };
-  if (bundle.acked) return { state: "acked", text: bundle.acked_workers.length + "/" + bundle.total_eligible_workers + " acked", loaded };
-  return { state: "pending", text: bundle.pending_workers.length + " pending, " + bundle.acked_workers.length + " acked", loaded };
+  if (bundle.acked) return { state: "acked", text: bundle.acked_count + "/" + bundle.total_eligible_workers + " acked", loaded };
+  return { state: "pending", text: bundle.pending_count + " pending, " + bundle.acked_count + " acked", loaded };
 }
 
 function modelReady(model, byBundle) {
