@@ -153,6 +153,24 @@ async def test_page_and_auth(nursery):
         missing = await c.get("/v1/fleet/models/no/such", headers=auth)
         assert missing.status_code == 404 and missing.json()["detail"]["error"] == "model_not_found"
 
+        # a page that goes away stops costing anything: its feed ends with its connection
+        async with c.stream("GET", "/v1/fleet/stream", headers=auth) as stream:
+            lines = stream.aiter_lines()
+            assert orjson.loads(await lines.__anext__())["type"] == "snapshot"
+            assert await streams_open(c) == 1
+        await wait_for(lambda: _zero(c), 10, "the closed page's feed ended")
+
+
+async def streams_open(c: httpx.AsyncClient) -> float:
+    for line in (await c.get("/metrics")).text.splitlines():
+        if line.startswith("sie_gateway_fleet_streams "):
+            return float(line.split()[1])
+    raise AssertionError("no sie_gateway_fleet_streams metric")
+
+
+async def _zero(c: httpx.AsyncClient) -> bool:
+    return await streams_open(c) == 0
+
 
 def _repo(name: str) -> str:
     from tests.conftest import REPO
