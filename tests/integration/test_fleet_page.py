@@ -10,6 +10,7 @@ phone width) are saved under `$SIE_TEST_ARTIFACTS` (else the test's tmp dir).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
@@ -40,15 +41,22 @@ def browser_page(tmp_path):
         pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (.ci/run does it)")
     from playwright.sync_api import sync_playwright
     profile = tempfile.mkdtemp(prefix="sie-chromium-")
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 900})
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
+    # Playwright runs its own asyncio loop; an in-process NATS test earlier in the session may
+    # have left trio-asyncio's loop policy installed, whose loops cannot nest: use the default.
+    policy = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
+    try:
+        with sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+                viewport={"width": 1280, "height": 900})
+            try:
+                yield context.new_page()
+            finally:
+                context.close()
+    finally:
+        asyncio.set_event_loop_policy(policy)
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 def artifacts(tmp_path: Path) -> Path:

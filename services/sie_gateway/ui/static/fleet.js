@@ -167,6 +167,7 @@ function renderHeader() {
     else if (p.epoch === null) verdict = el("span", { class: "muted" }, "not read yet");
     else if (p.epoch === s.gateway.epoch && (p.generation || "") === (s.gateway.generation || ""))
       verdict = el("span", { class: "in-sync" }, "same as this gateway");
+    else if (p.epoch === s.gateway.epoch) verdict = el("span", { class: "drift" }, "another generation");
     else verdict = el("span", { class: "drift" }, p.epoch > s.gateway.epoch ? "ahead" : "behind");
     return el("li", { "data-peer": p.url }, el("code", {}, p.url), " · epoch ",
               p.epoch === null ? "–" : p.epoch, " · ", verdict);
@@ -210,9 +211,11 @@ function renderGrid() {
                 el("span", { class: "cell " + c.state }, c.text),
                 c.loaded ? el("span", { class: "loaded" }, "loaded " + c.loaded) : null);
     });
-    const row = el("tr", { "data-model": m.model_id, "data-ready": modelReady(m, byBundle) ? "yes" : "no" },
+    const row = el("tr", { "data-model": m.model_id, "data-ready": modelReady(m, byBundle) ? "yes" : "no",
+                           tabIndex: 0 },
                    el("td", { class: "model" }, m.model_id), ...cells);
     row.addEventListener("click", () => loadDetail(m.model_id, true));
+    row.addEventListener("keydown", (event) => { if (event.key === "Enter") loadDetail(m.model_id, true); });
     return row;
   });
   $("grid").tBodies[0].replaceChildren(...rows);
