@@ -17,11 +17,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
-from sie_gateway.mirror import MirrorState
 from sie_gateway.readiness import bundle_readiness
-from sie_gateway.workers import WorkerView
+
+if TYPE_CHECKING:  # read through their public attributes only
+    from sie_gateway.mirror import MirrorState
+    from sie_gateway.workers import WorkerView
 
 # what a worker row says; "silent" covers both a closed session and no frame within the timeout
 READY, NOT_READY, SILENT, CONNECTING = "ready", "not_ready", "silent", "connecting"

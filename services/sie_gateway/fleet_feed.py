@@ -28,7 +28,7 @@ import logging
 import math
 import time
 from dataclasses import replace
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import httpx
 import orjson
@@ -37,9 +37,13 @@ import trio
 from sie_actors.http.auth import auth_headers
 from sie_actors.runtime.supervisor import ChildSpec
 
+from sie_actors.domain.sync import EpochReport
+
 from sie_gateway.fleet import Arrivals, LinkFacts, PeerReport, fleet_snapshot, signature
-from sie_gateway.mirror import EpochObserved, MirrorState
-from sie_gateway.workers import WorkerView
+
+if TYPE_CHECKING:
+    from sie_gateway.mirror import MirrorState
+    from sie_gateway.workers import WorkerView
 
 log = logging.getLogger("sie_gateway.fleet")
 
@@ -51,16 +55,17 @@ def _samples(metric) -> list:
 
 
 class EpochTap:
-    """Stands in for the mirror's ref in front of the poller: notes each `EpochObserved` report
-    (sie-config's epoch as last polled) and passes every message on unchanged."""
+    """Stands in for the mirror's ref in front of the poller: notes each report of sie-config's
+    epoch (a message carrying an `EpochReport` as `.report`) and passes every message on."""
 
     def __init__(self, target, on_report: Callable) -> None:
         self.target = target
         self.on_report = on_report
 
     async def tell(self, message) -> None:
-        if isinstance(message, EpochObserved):
-            self.on_report(message.report)
+        report = getattr(message, "report", None)
+        if isinstance(report, EpochReport):
+            self.on_report(report)
         await self.target.tell(message)
 
     def __getattr__(self, name):  # anything else a ref offers

@@ -6,14 +6,14 @@ from __future__ import annotations
 import yaml
 
 from sie_actors.domain.model_config import parse_stored_model_yaml
-from sie_actors.domain.sync import MirrorPosition
+from sie_actors.domain.sync import EpochReport, MirrorPosition
 from sie_actors.domain.worker_status import WorkerStatus
 from sie_actors.seed import load_seed
 from sie_gateway.fleet import (Arrivals, LinkFacts, fleet_snapshot, model_detail, signature,
                                worker_state)
-from sie_gateway.fleet_feed import LinkWatch
+from sie_gateway.fleet_feed import EpochTap, LinkWatch
 from sie_gateway.metrics import GatewayMetrics
-from sie_gateway.mirror import MirrorState
+from sie_gateway.mirror import EpochObserved, MirrorState
 from sie_gateway.workers import WorkerView
 from tests.conftest import REPO
 
@@ -136,3 +136,22 @@ async def test_link_facts_follow_the_gateways_metrics():
     metrics.resyncs.labels("gap").inc()
     facts = links.refresh()
     assert facts.resyncs == 2 and facts.last_resync_cause == "gap"
+
+
+async def test_epoch_tap_notes_the_pollers_reports_and_forwards_every_message():
+    class Target:
+        def __init__(self) -> None:
+            self.received = []
+
+        async def tell(self, message) -> None:
+            self.received.append(message)
+
+    target = Target()
+    links = LinkWatch(name="gw", config_url="http://cfg", nats_configured=False)
+    tap = EpochTap(target, links.on_report)
+    observed = EpochObserved(EpochReport(7, "gen-b"))
+    await tap.tell(observed)
+    await tap.tell("something else")
+    assert target.received == [observed, "something else"]
+    assert links.facts.source_epoch == 7 and links.facts.source_generation == "gen-b"
+    assert links.facts.source_at is not None
