@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from sie_actors.domain.errors import DomainError
+from sie_actors.domain.fields import unknown_bundle_field_warnings, unknown_field_warnings
 from sie_actors.domain.model_config import parse_model_yaml
 from sie_actors.domain.registry import Bundle, Registry, parse_bundle_yaml
 
@@ -47,10 +48,13 @@ def load_bundles(directory: Path | None) -> tuple[Bundle, ...]:
     bundles: dict[str, Bundle] = {}
     for path in sorted(directory.glob("*.yaml")):
         try:
-            bundle = parse_bundle_yaml(path.read_text(encoding="utf-8"), path.stem)
+            text = path.read_text(encoding="utf-8")
+            bundle = parse_bundle_yaml(text, path.stem)
         except (OSError, UnicodeDecodeError, DomainError, yaml.YAMLError) as exc:
             log.error("skipping bundle file %s: %s", path, exc)
             continue
+        for warning in unknown_bundle_field_warnings(yaml.safe_load(text)):
+            log.warning("bundle file %s: %s", path, warning)
         bundles.pop(bundle.name, None)  # a later file with the same name wins
         bundles[bundle.name] = bundle
     return tuple(bundles.values())
@@ -74,6 +78,8 @@ def load_models(directory: Path | None) -> tuple[tuple[dict, ...], dict[str, str
         if not isinstance(model_id, str) or not model_id:
             log.warning("skipping model file %s: no sie_id", path)
             continue
+        for warning in unknown_field_warnings(config):
+            log.warning("model file %s: %s", path, warning)
         config = dict(config)
         config["sie_id"] = model_id
         configs.append(config)

@@ -3,7 +3,8 @@
 Scenarios, in order (each in its own module, each with its own processes):
 
   propagation   POST 201 → served / acked on both gateways        (main cluster)
-  hotreads      32-connection read load on one gateway            (main cluster)
+  hotreads      32-connection read load on one gateway, and on sie-config beside a bare
+                hypercorn ASGI app serving the same bytes (the ratio is the figure)  (main cluster)
   recovery      NATS restart, and a delta lost by one gateway
   scale         write latency 100 vs N models, gateway cold bootstrap, sie-config RSS
   sessions      one gateway with 1,000 worker sessions at 1 s heartbeats

@@ -1,5 +1,7 @@
-"""Hot reads on one gateway: `GET /v1/configs/models` and `GET /v1/configs/models/{id}/status`,
-32 kept-alive connections, closed loop.
+"""Hot reads, 32 kept-alive connections, closed loop: on one gateway `GET /v1/configs/models`
+and `GET /v1/configs/models/{id}/status`; on sie-config `GET /v1/configs/models` and
+`GET /v1/configs/epoch`, each side by side with a bare hypercorn ASGI app serving the same bytes
+(`sie_bench.baseline`), measured in the same run, as a ratio.
 
 The load comes from `sie_bench.loadgen` in its own process. While it runs, the gateway's CPU is
 read from /proc/PID/stat, and the generator reports its own: a gateway near one full core with
@@ -12,9 +14,11 @@ from __future__ import annotations
 import json
 import sys
 
+import httpx
+
 import trio
 
-from sie_bench.cluster import MainCluster
+from sie_bench.cluster import MainCluster, service_env, wait_ready
 from sie_bench.procfs import CpuMeter
 from sie_bench.stats import Row, Target
 
@@ -63,4 +67,39 @@ async def run(cluster: MainCluster, rounds: int, seconds: float, connections: in
                         note=note))
         rows.append(Row(NAME, f"hot reads {label}: request latency (p50 per round)", "ms",
                         [r["latency_ms"]["p50"] for r in result["rounds"]]))
+    return rows + await run_config(cluster, rounds, seconds, connections)
+
+
+async def run_config(cluster: MainCluster, rounds: int, seconds: float,
+                     connections: int) -> list[Row]:
+    """sie-config's hot reads and the bare-ASGI floor for the same bytes, one after the other."""
+    config = cluster.config
+    rows: list[Row] = []
+    for label, path in (("GET /v1/configs/models", "/v1/configs/models"),
+                        ("GET /v1/configs/epoch", "/v1/configs/epoch")):
+        body = httpx.get(config.url + path, timeout=10).content
+        body_file = cluster.fleet.workdir / f"baseline-body{path.replace('/', '_')}.json"
+        body_file.write_bytes(body)
+        baseline = cluster.fleet.service("sie_bench.baseline", f"baseline{path.replace('/', '-')}",
+                                         service_env(), ["--body", str(body_file)])
+        try:
+            await trio.to_thread.run_sync(wait_ready, [baseline], 20.0, path)
+            ours, ours_cpu = await load(config, path, rounds, seconds, connections)
+            floor, floor_cpu = await load(baseline, path, rounds, seconds, connections)
+        finally:
+            baseline.kill()
+        for result in (ours, floor):
+            errors = sum(r["errors"] for r in result["rounds"])
+            if errors:
+                raise RuntimeError(f"sie-config {label}: {errors} non-200 answers under load")
+        ours_rps = [r["rps"] for r in ours["rounds"]]
+        floor_rps = [r["rps"] for r in floor["rounds"]]
+        note = f"{connections} conns, {len(body)} B body"
+        rows.append(Row(NAME, f"sie-config hot reads {label}", "req/s", ours_rps,
+                        note=f"{note}, sie-config CPU {ours_cpu:.2f} core"))
+        rows.append(Row(NAME, f"bare hypercorn ASGI, same body as {label}", "req/s", floor_rps,
+                        note=f"{note}, server CPU {floor_cpu:.2f} core"))
+        rows.append(Row(NAME, f"sie-config {label} / bare ASGI (per round)", "ratio",
+                        [a / b for a, b in zip(ours_rps, floor_rps) if b > 0],
+                        note="1.0 = as fast as the HTTP server alone"))
     return rows

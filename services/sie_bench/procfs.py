@@ -1,4 +1,9 @@
-"""CPU time and memory of one process, read from /proc (no psutil), and the machine's facts."""
+"""CPU time and memory of processes and of the machine (psutil), and the machine's facts.
+
+psutil reads the same /proc files we used to parse by hand (stat, status, meminfo, loadavg), with
+the edge cases handled (command names with spaces, kernels without some fields) and tested on
+many kernels; the benchmark only needs its numbers.
+"""
 
 from __future__ import annotations
 
@@ -10,27 +15,27 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 
-TICKS = os.sysconf("SC_CLK_TCK")
+import psutil
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of `pid` (all its threads), in seconds."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        data = f.read()
-    # the command name (field 2) may contain spaces and parentheses: split after the last ')'
-    fields = data[data.rindex(b")") + 2:].split()
-    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
-    return (utime + stime) / TICKS
+    """user + system CPU of `pid` (all its threads), in seconds."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def memory_kib(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (peak RSS) of `pid`, in KiB, from /proc/PID/status."""
-    values: dict[str, int] = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0])
+    """RSS and peak RSS (VmHWM) of `pid`, in KiB."""
+    process = psutil.Process(pid)
+    values = {"VmRSS": process.memory_info().rss // 1024}
+    try:
+        # Peak RSS has no psutil API; the kernel's VmHWM line is its only source.
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    values["VmHWM"] = int(line.split()[1])
+    except OSError:
+        pass
     return values
 
 
@@ -65,14 +70,7 @@ def _cpu_model() -> str:
 
 
 def _mem_total() -> str:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal"):
-                    return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    return "unknown"
+    return f"{psutil.virtual_memory().total / 1024 ** 3:.1f} GiB"
 
 
 def _version(dist: str) -> str:
@@ -103,25 +101,20 @@ def machine_facts() -> dict[str, str]:
 
 
 def own_cpu_seconds() -> float:
-    """CPU of this process plus all its children that have been waited for (utime, stime,
-    cutime, cstime of /proc/self/stat): every process the benchmark started, once reaped."""
-    with open("/proc/self/stat", "rb") as f:
-        data = f.read()
-    fields = data[data.rindex(b")") + 2:].split()
-    return sum(int(x) for x in fields[11:15]) / TICKS
+    """CPU of this process plus all its children that have been waited for: every process the
+    benchmark started, once reaped."""
+    times = psutil.Process().cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def machine_busy_seconds() -> float:
-    """CPU seconds all cores spent busy since boot (/proc/stat: everything but idle/iowait)."""
-    with open("/proc/stat") as f:
-        values = [int(x) for x in f.readline().split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return (sum(values[:8]) - idle) / TICKS
+    """CPU seconds all cores spent busy since boot (everything but idle and iowait)."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 def load_average() -> str:
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
+    return " ".join(f"{x:.2f}" for x in psutil.getloadavg())
 
 
 class MachineLoad:

@@ -23,6 +23,7 @@ import orjson
 import trio
 
 from sie_actors.domain.delta import ALL_SUBJECT
+from sie_actors.http.metrics_text import sample_sum
 from sie_actors.nats.link import NatsLink, NatsSettings
 
 from sie_bench.cluster import Fleet, await_ready, client, model_yaml, now, preload_store
@@ -150,7 +151,7 @@ async def run(workdir: Path, models: int, restarts: int, gaps: int,
             for poll in polls:
                 await poll.aclose()
             nursery.cancel_scope.cancel()
-    gap_resyncs = _metric(metrics, 'sie_gateway_config_resyncs_total{cause="gap"}')
+    gap_resyncs = sample_sum(metrics, "sie_gateway_config_resyncs_total", cause="gap")
     return [
         Row(NAME, "NATS restarted → write made just before is on every gateway", "ms",
             restart_ms, Target("max", "<=", 1000),
@@ -159,10 +160,3 @@ async def run(workdir: Path, models: int, restarts: int, gaps: int,
             Target("max", "<=", 1000),
             note=f"from the next write's 201; poll 300 s; gap resyncs {gap_resyncs:g}"),
     ]
-
-
-def _metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    return 0.0

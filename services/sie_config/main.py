@@ -125,7 +125,8 @@ async def run_service(settings: ConfigSettings, shutdown: trio.Event, *,
                                 child).inc())
 
     app = create_app("sie_config", metrics)
-    mount(app, cell, settings.tokens, writer_box.ref, lambda: book.completed)
+    mount(app, cell, settings.tokens, writer_box.ref, lambda: book.completed,
+          metrics=metrics)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(supervisor.run)

@@ -11,7 +11,12 @@ class ConfigMetrics(ServiceMetrics):
     def __init__(self) -> None:
         super().__init__("sie_config")
         self.epoch = self.gauge("epoch", "Config epoch of the last creating write")
-        self.models_total = self.gauge("models_total", "Models in the registry", ("source",))
+        self.models = self.gauge("models", "Models in the registry, by source", ("source",))
+        # The pre-0.2 name: a gauge must not end in _total (Prometheus naming). Kept one
+        # release so dashboards can move to sie_config_models; removed after that.
+        self.models_total_deprecated = self.gauge(
+            "models_total", "DEPRECATED, use sie_config_models; removed in the next release",
+            ("source",))
         self.nats_connected = self.gauge("nats_connected", "1 while connected to NATS")
         self.nats_publishes = self.counter("nats_publishes", "Delta publishes by outcome",
                                            ("result",))
@@ -23,5 +28,6 @@ class ConfigMetrics(ServiceMetrics):
         self.epoch.set(state.epoch)
         total = len(state.registry)  # O(1); list_models() builds a sorted tuple
         api = len(state.api_models)
-        self.models_total.labels("api").set(api)
-        self.models_total.labels("filesystem").set(max(total - api, 0))
+        for gauge in (self.models, self.models_total_deprecated):
+            gauge.labels("api").set(api)
+            gauge.labels("filesystem").set(max(total - api, 0))

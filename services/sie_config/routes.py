@@ -3,12 +3,14 @@ mutate anything themselves."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from typing import Callable
 
 import trio
 from quart import Response, request
 from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
 
 from sie_actors.domain.errors import BundleNotFound, ModelNotFound
 from sie_actors.domain.ids import validate_model_id
@@ -16,14 +18,34 @@ from sie_actors.domain.resolve import resolve
 from sie_actors.domain.snapshot import bundle_yaml_view
 from sie_actors.http.app import (YAML, ServiceUnavailable, guard_read, guard_write,
                                  json_response, raw_response)
-from sie_actors.http.auth import Tokens, token_id
+from sie_actors.http.auth import AuthError, Tokens, token_id, token_role
+from sie_actors.http.fastpath import FastReads
+from sie_actors.http.metrics import ServiceMetrics
 from sie_actors.runtime import ActorRef, AskTimeout
 
+from sie_config.audit import audit_write
 from sie_config.writer import StateCell, WriteModel, WriteOutcome
+
+AUTH_ERROR_CODES = {401: "unauthorized", 403: "forbidden"}
+
+
+def refusal_code(exc: Exception) -> tuple[int, str]:
+    """Status and error code of a write refused before the writer saw it."""
+    if isinstance(exc, AuthError):
+        return exc.status, AUTH_ERROR_CODES.get(exc.status, "forbidden")
+    if isinstance(exc, ServiceUnavailable):
+        return exc.status, exc.code
+    assert isinstance(exc, HTTPException)
+    code = exc.code or 400
+    return code, "payload_too_large" if code == 413 else "bad_request"
 
 
 def query_flag(name: str) -> bool:
     return (request.args.get(name) or "").strip().lower() in ("1", "true", "yes")
+
+
+def elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def now_iso() -> str:
@@ -31,9 +53,23 @@ def now_iso() -> str:
 
 
 def mount(app: QuartTrio, cell: StateCell, tokens: Tokens, writer: ActorRef,
-          ticket: Callable[[], int], *, write_timeout: float = 60.0) -> None:
+          ticket: Callable[[], int], *, write_timeout: float = 60.0,
+          metrics: ServiceMetrics | None = None) -> None:
     """`ticket()` is the writer's completion count, stamped on each write request so the writer
-    can tell whether a failed request with the same Idempotency-Key was in flight meanwhile."""
+    can tell whether a failed request with the same Idempotency-Key was in flight meanwhile.
+
+    With `metrics`, the hot reads whose bodies are cached per state (the model list, the epoch
+    that every gateway and worker polls, the bundle list) are also answered by a `FastReads`
+    layer in front of Quart, as on the gateway: same bodies, headers and metrics; anything but
+    their 200 falls through to the routes below."""
+    if metrics is not None:
+        fast = FastReads(app.asgi_app, metrics, tokens)
+        for path, body in (("/v1/configs/models", lambda _rest: cell.current.models_body),
+                           ("/v1/configs/epoch", lambda _rest: cell.current.epoch_body),
+                           ("/v1/configs/bundles", lambda _rest: cell.current.bundles_body)):
+            fast.exact(path, path, body)
+        app.asgi_app = fast
+
     @app.get("/healthz")
     async def healthz() -> Response:
         return json_response({"status": "ok"})
@@ -61,21 +97,36 @@ def mount(app: QuartTrio, cell: StateCell, tokens: Tokens, writer: ActorRef,
 
     @app.post("/v1/configs/models")
     async def add_model() -> Response:
-        guard_write(tokens)
-        body = await request.get_data(cache=False, as_text=False)
-        message = WriteModel(
-            body=body,
-            idempotency_key=request.headers.get("Idempotency-Key") or None,
-            dry_run=query_flag("dry_run"),
-            token_id=token_id(request.headers.get("Authorization")),
-            ticket=ticket(),
-        )
+        started = time.perf_counter()
+        header = request.headers.get("Authorization")
+        dry_run = query_flag("dry_run")
+        who = dict(token_role=token_role(tokens, header), token_id=token_id(header),
+                   dry_run=dry_run)
+        body = None
         try:
-            outcome: WriteOutcome = await writer.ask(message, timeout=write_timeout)
-        except AskTimeout as exc:
-            raise ServiceUnavailable(
-                "write_timeout", "The write did not complete in time; its outcome is unknown. "
-                "Retry with the same Idempotency-Key.") from exc
+            guard_write(tokens)
+            body = await request.get_data(cache=False, as_text=False)
+            message = WriteModel(
+                body=body,
+                idempotency_key=request.headers.get("Idempotency-Key") or None,
+                dry_run=dry_run,
+                ticket=ticket(),
+            )
+            try:
+                outcome: WriteOutcome = await writer.ask(message, timeout=write_timeout)
+            except AskTimeout as exc:
+                raise ServiceUnavailable(
+                    "write_timeout", "The write did not complete in time; its outcome is "
+                    "unknown. Retry with the same Idempotency-Key.") from exc
+        except (AuthError, ServiceUnavailable, HTTPException) as exc:
+            status, code = refusal_code(exc)
+            audit_write(status=status, error=code, latency_ms=elapsed_ms(started),
+                        body_bytes=None if body is None else len(body), **who)
+            raise
+        if not outcome.ok or (not dry_run and outcome.model_id is not None):
+            audit_write(status=outcome.status, error=outcome.error_code,
+                        model_id=outcome.model_id, latency_ms=elapsed_ms(started),
+                        body_bytes=len(body), **who)
         return raw_response(outcome.body, status=outcome.status)
 
     @app.post("/v1/configs/resolve")

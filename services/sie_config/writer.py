@@ -10,9 +10,7 @@ published.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -32,7 +30,6 @@ from sie_config.idempotency import Failure, IdempotencyBook, Remembered, body_di
 from sie_config.state import ConfigState
 
 log = logging.getLogger("sie_config.writer")
-audit = logging.getLogger("sie.audit")
 
 NATS_UNAVAILABLE = {"error": "nats_unavailable",
                     "message": "NATS not connected -- cannot distribute config changes."}
@@ -50,12 +47,14 @@ class WriteModel:
     body: bytes
     idempotency_key: str | None = None
     dry_run: bool = False
-    token_id: str | None = None
     ticket: int = 0  # the writer's completion count when the request was sent
 
 
 @dataclass(frozen=True)
 class WriteOutcome:
+    """``model_id``: the model the request named, once its body parsed (refusals included);
+    ``None`` for a replay of a remembered answer, which is not a new write."""
+
     status: int
     body: bytes
     model_id: str | None = None
@@ -64,9 +63,26 @@ class WriteOutcome:
     def ok(self) -> bool:
         return self.status in (200, 201)
 
+    @property
+    def error_code(self) -> str | None:
+        """The ``detail.error`` of a refusal (our own body, so it is always there)."""
+        if self.ok:
+            return None
+        try:
+            detail = orjson.loads(self.body).get("detail")
+        except (orjson.JSONDecodeError, AttributeError):
+            return None
+        return detail.get("error") if isinstance(detail, dict) else None
 
-def error_outcome(status: int, detail) -> WriteOutcome:
-    return WriteOutcome(status, orjson.dumps({"detail": detail}))
+
+def error_outcome(status: int, detail, model_id: str | None = None) -> WriteOutcome:
+    return WriteOutcome(status, orjson.dumps({"detail": detail}), model_id=model_id)
+
+
+def named_model(config: object) -> str | None:
+    """The ``sie_id`` a parsed body names, for audit lines; ``None`` if it names none."""
+    model_id = config.get("sie_id") if isinstance(config, dict) else None
+    return model_id if isinstance(model_id, str) and model_id else None
 
 
 class WriterActor(Actor):
@@ -93,7 +109,6 @@ class WriterActor(Actor):
         return self.router_id if self.publisher is not None else "standalone"
 
     async def handle(self, message: WriteModel) -> WriteOutcome:
-        started = time.perf_counter()
         try:
             outcome = await self._write(message)
         except DomainError as exc:
@@ -104,8 +119,6 @@ class WriterActor(Actor):
         if key and not message.dry_run and not outcome.ok:
             self.book.remember_failure(key, Failure(self.book.completed, outcome.status,
                                                     outcome.body))
-        if outcome.ok and not message.dry_run and outcome.model_id is not None:
-            self._audit(message, outcome, started)
         return outcome
 
     async def _write(self, msg: WriteModel) -> WriteOutcome:
@@ -127,8 +140,11 @@ class WriterActor(Actor):
 
         state = self.cell.current
         config = parse_model_yaml(msg.body)
-        plan = state.registry.plan_append(config)
-        check_content_conflicts(plan)
+        try:
+            plan = state.registry.plan_append(config)
+            check_content_conflicts(plan)
+        except DomainError as exc:
+            return error_outcome(exc.status, exc.detail(), model_id=named_model(config))
 
         if not plan.created_profiles:
             outcome = self._success(200, plan, warnings=(), dry_run=msg.dry_run)
@@ -156,7 +172,8 @@ class WriterActor(Actor):
                 log.error("store write for %s failed: %s", plan.model_id, exc)
                 return error_outcome(503, {"error": "store_unavailable",
                                            "message": f"Config store unavailable: {exc}. "
-                                                      "Nothing was applied or published."})
+                                                      "Nothing was applied or published."},
+                                     model_id=plan.model_id)
         registry = state.registry.apply(plan)
         new_state = state.with_write(registry, plan.model_id, yaml_text, epoch)
         self.cell.current = new_state
@@ -190,7 +207,7 @@ class WriterActor(Actor):
             "model_id": plan.model_id,
             "created_profiles": created,
             "existing_profiles_skipped": list(plan.skipped_profiles),
-            "warnings": list(warnings),
+            "warnings": [*plan.warnings, *warnings],
             "routable_bundles_by_profile": {p: list(plan.affected_bundles) for p in created},
             "router_id": self.response_router_id,
         }
@@ -228,11 +245,3 @@ class WriterActor(Actor):
         if self.metrics is not None:
             self.metrics.store_writes.labels("write_model", result).inc()
             self.metrics.store_writes.labels("increment_epoch", result).inc()
-
-    def _audit(self, msg: WriteModel, outcome: WriteOutcome, started: float) -> None:
-        record = {"event": "config.add_model", "method": "POST", "endpoint": "/v1/configs/models",
-                  "status": outcome.status, "token_id": msg.token_id, "model": outcome.model_id,
-                  "latency_ms": round((time.perf_counter() - started) * 1000, 2),
-                  "body_bytes": len(msg.body)}
-        audit.info(json.dumps({k: v for k, v in record.items() if v is not None},
-                              separators=(",", ":")))

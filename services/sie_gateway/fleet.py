@@ -140,7 +140,8 @@ def fleet_snapshot(state: MirrorState, views: Iterable[WorkerView], now: float, 
             "bundle": status.bundle if status else "",
             "pool": status.pool_name if status else "",
             "bundle_config_hash": status.bundle_config_hash if status else "",
-            "acked": bool(status and status.bundle_config_hash
+            # readiness.split_workers' rule: the reported hash is the one this gateway expects
+            "acked": bool(status and registry.get_bundle(status.bundle) is not None
                           and status.bundle_config_hash == registry.bundle_config_hash(
                               status.bundle)),
             "loaded_models": list(status.loaded_models) if status else [],

@@ -35,7 +35,7 @@ from sie_gateway.fleet_feed import FleetWiring
 from sie_gateway.metrics import GatewayMetrics
 from sie_gateway.mirror import DeltaReceived, MirrorCell, MirrorState, RegistryMirrorActor
 from sie_gateway.poller import EpochPollerActor
-from sie_gateway.readiness import healthy_views
+from sie_gateway.readiness import healthy_views, split_workers
 from sie_gateway.routes import mount
 from sie_gateway.settings import GatewaySettings
 from sie_gateway.ui import mount_ui
@@ -89,11 +89,10 @@ async def run_service(settings: GatewaySettings, shutdown: trio.Event, *,
         metrics.workers.labels("unhealthy").set(len(views) - len(healthy))
         registry = cell.current.registry
         for bundle in registry.list_bundles():
-            expected = registry.bundle_config_hash(bundle.name)
-            mine = [v for v in healthy if v.status.bundle == bundle.name]
-            acked = sum(1 for v in mine if expected and v.status.bundle_config_hash == expected)
-            metrics.bundle_acked.labels(bundle.name).set(acked)
-            metrics.bundle_pending.labels(bundle.name).set(len(mine) - acked)
+            acked, pending = split_workers(bundle.name, registry.bundle_config_hash(bundle.name),
+                                           healthy)
+            metrics.bundle_acked.labels(bundle.name).set(len(acked))
+            metrics.bundle_pending.labels(bundle.name).set(len(pending))
 
     metrics.refreshers.append(refresh_worker_gauges)
 

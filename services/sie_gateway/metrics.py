@@ -24,11 +24,14 @@ class GatewayMetrics(ServiceMetrics):
         self.nats_connected = self.gauge("nats_connected", "1 while connected to NATS")
         self.models = self.gauge("config_models", "Models in this gateway's registry")
         self.workers = self.gauge("workers", "Known workers by health", ("status",))
-        self.bundle_acked = self.gauge("bundle_acked_workers",
-                                       "Healthy workers reporting the expected hash", ("bundle",))
-        self.bundle_pending = self.gauge("bundle_pending_workers",
-                                         "Healthy workers not yet reporting the expected hash",
-                                         ("bundle",))
+        self.bundle_acked = self.gauge(
+            "bundle_acked_workers", "Healthy workers of the bundle reporting the "
+            "bundle_config_hash this gateway expects (for a bundle with no models: \"\")",
+            ("bundle",))
+        self.bundle_pending = self.gauge(
+            "bundle_pending_workers", "Healthy workers of the bundle reporting another "
+            "bundle_config_hash than this gateway expects (0 once all caught up; a bundle with "
+            "no models has nothing to catch up on)", ("bundle",))
         self.refreshers: list[Callable[[], None]] = []
 
     def on_state(self, state) -> None:

@@ -16,15 +16,24 @@ from sie_actors.domain.snapshot import SOURCE_GATEWAY
 from sie_gateway.workers import WorkerView
 
 
-def bundle_readiness(bundle_id: str, expected: str, healthy: list[WorkerView]) -> dict:
+def split_workers(bundle_id: str, expected: str, healthy: list[WorkerView]
+                  ) -> tuple[list[str], list[str]]:
+    """(acked, pending) names among the bundle's healthy workers: acked when the hash it reports
+    is the one this gateway expects. A bundle with no models expects ``""``, which is what its
+    workers report, so they are acked and none is pending (nothing to catch up on)."""
     acked, pending = [], []
     for view in healthy:
         if view.status.bundle != bundle_id:
             continue
-        if expected and view.status.bundle_config_hash == expected:
+        if view.status.bundle_config_hash == expected:
             acked.append(view.name)
         else:
             pending.append(view.name)
+    return acked, pending
+
+
+def bundle_readiness(bundle_id: str, expected: str, healthy: list[WorkerView]) -> dict:
+    acked, pending = split_workers(bundle_id, expected, healthy)
     return {
         "bundle_id": bundle_id,
         "expected_bundle_config_hash": expected,

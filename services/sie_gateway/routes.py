@@ -26,6 +26,13 @@ from sie_gateway.workers import WorkerDirectory
 STATUS_SUFFIX = "/status"
 
 
+def status_model_id(model_path: str) -> str | None:
+    """The model id of a `{id}/status` path, else ``None``."""
+    if model_path.endswith(STATUS_SUFFIX) and len(model_path) > len(STATUS_SUFFIX):
+        return model_path[: -len(STATUS_SUFFIX)]
+    return None
+
+
 def mount(app: QuartTrio, cell: MirrorCell, directory: WorkerDirectory, tokens: Tokens, *,
           heartbeat_timeout: float, ready: callable, metrics: ServiceMetrics | None = None) -> None:
     """Register the routes; with `metrics`, the two hot reads (the model list and a model's
@@ -76,7 +83,8 @@ def mount(app: QuartTrio, cell: MirrorCell, directory: WorkerDirectory, tokens: 
         state = cell.current
         entry = state.registry.get_model(model_path)
         if entry is None:
-            raise ModelNotFound(model_path)
+            # `{id}/status` of an unknown model names that model, not `{id}/status`.
+            raise ModelNotFound(status_model_id(model_path) or model_path)
         return raw_response(gateway_model_yaml(entry).encode("utf-8"), content_type=YAML)
 
     @app.get("/v1/configs/sync")

@@ -7,15 +7,16 @@ new snapshot will need. Nothing is applied here; ``Registry.apply`` installs a p
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 from .bundle import Bundle
 from .delta import dump_model_yaml
 from .entry import ModelEntry
 from .errors import ValidationFailed
+from .fields import unknown_field_warnings
 from .hashing import model_entry_bytes, profile_config_bytes
-from .ids import canonical_lower
 from .model_config import (
     ValidatedModel,
     canonical_profile,
@@ -23,6 +24,21 @@ from .model_config import (
     read_filesystem_model,
     validate_model_config,
 )
+
+
+
+class PlanningView(Protocol):
+    """What planning reads of a snapshot. ``Registry`` provides it, and so does the builder that
+    ``Registry.append_many`` plans against, so one set of rules serves both."""
+
+    @property
+    def all_adapters(self) -> frozenset[str]: ...
+
+    def list_bundles(self) -> tuple[Bundle, ...]: ...
+
+    def get_bundle(self, name: object) -> Bundle | None: ...
+
+    def get_model(self, model_id: object) -> ModelEntry | None: ...
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,7 @@ class AppendPlan:
     entry: ModelEntry | None = field(repr=False, default=None, compare=False)
     fragments: Mapping[str, bytes] = field(repr=False, default_factory=dict, compare=False)
     base: Any = field(repr=False, default=None, compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def creates(self) -> bool:
@@ -65,9 +82,9 @@ class AppendPlan:
         return {name: list(self.affected_bundles) for name in self.created_profiles}
 
 
-def bundles_for(view: Any, modules: frozenset[str]) -> tuple[str, ...]:
+def bundles_for(view: PlanningView, modules: frozenset[str]) -> tuple[str, ...]:
     """Bundles owning any of ``modules``, by priority; ties keep bundle load order."""
-    return tuple(b.name for b in view._by_priority if not b.adapter_set.isdisjoint(modules))
+    return tuple(b.name for b in view.list_bundles() if not b.adapter_set.isdisjoint(modules))
 
 
 def _fragment(entry: ModelEntry, bundle: Bundle) -> bytes:
@@ -80,8 +97,9 @@ def _fragment(entry: ModelEntry, bundle: Bundle) -> bytes:
     return model_entry_bytes(entry.model_id, parts)
 
 
-def _fragments(view: Any, entry: ModelEntry) -> dict[str, bytes]:
-    return {name: _fragment(entry, view._bundles[name]) for name in entry.bundles}
+def _fragments(view: PlanningView, entry: ModelEntry) -> dict[str, bytes]:
+    bundles = {b.name: b for b in view.list_bundles()}
+    return {name: _fragment(entry, bundles[name]) for name in entry.bundles}
 
 
 def _merge_existing(
@@ -104,14 +122,47 @@ def _merge_existing(
     return merged
 
 
-def plan_append_on(view: Any, config: object, base: Any) -> AppendPlan:
+MAX_SUGGESTED_ADAPTERS = 5
+
+# What a user who wanted to change a profile can do instead (the original's sentence comes first).
+CHANGED_PROFILE_HINT = (
+    "To use the new settings, add them as a new profile (another name under `profiles`), or "
+    "under a new model id; on a local `sie-cluster`, `sie-cluster up --fresh` starts again from "
+    "an empty store."
+)
+
+
+def unknown_adapters_message(unknown: list[str], known: frozenset[str] | set[str]) -> str:
+    """The 422 for modules no bundle lists, naming the ones that exist, closest first.
+
+    Starts with the original's exact sentence (clients match on it); what follows tells the
+    user what they could have meant and where the full list is.
+    """
+    text = "Adapter(s) not in any known bundle: " + ", ".join(unknown)
+    if not known:
+        return text + ". No bundle lists any adapter."
+
+    def distance(module: str) -> tuple[float, str]:
+        best = max(difflib.SequenceMatcher(None, u, module).ratio() for u in unknown)
+        return (-best, module)
+
+    ranked = sorted(known, key=distance)
+    shown = ranked[:MAX_SUGGESTED_ADAPTERS]
+    more = len(ranked) - len(shown)
+    suffix = f" (and {more} more)" if more else ""
+    return (f"{text}. Known adapters, closest first: {', '.join(shown)}{suffix}. "
+            "See `sie bundles list` or GET /v1/configs/bundles/{bundle_id} for each bundle's "
+            "adapters.")
+
+
+def plan_append_on(view: PlanningView, config: object, base: Any) -> AppendPlan:
     """Reference §2.3 rules in order; raises only ``DomainError``."""
     vm = validate_model_config(config)
     assert isinstance(config, Mapping)
-    unknown = sorted(vm.module_set() - view._all_adapters)
+    unknown = sorted(vm.module_set() - view.all_adapters)
     if unknown:
-        raise ValidationFailed("Adapter(s) not in any known bundle: " + ", ".join(unknown))
-    existing: ModelEntry | None = view._models.get(canonical_lower(vm.model_id))
+        raise ValidationFailed(unknown_adapters_message(unknown, view.all_adapters))
+    existing = view.get_model(vm.model_id)
     created: list[str] = []
     skipped: list[str] = []
     if existing is None:
@@ -126,7 +177,7 @@ def plan_append_on(view: Any, config: object, base: Any) -> AppendPlan:
             elif canonical_profile(profile) != canonical_profile(existing.profiles[name]):
                 raise ValidationFailed(
                     f"Profile '{name}' on model '{model_id}' already exists with different "
-                    "config (append-only -- cannot modify)"
+                    "config (append-only -- cannot modify). " + CHANGED_PROFILE_HINT
                 )
             else:
                 skipped.append(name)
@@ -154,6 +205,7 @@ def plan_append_on(view: Any, config: object, base: Any) -> AppendPlan:
         request=config,
         previous_config=None if existing is None else existing.config,
         base=base,
+        warnings=tuple(unknown_field_warnings(config)),
     )
     if not created:
         assert existing is not None
@@ -181,7 +233,7 @@ def plan_append_on(view: Any, config: object, base: Any) -> AppendPlan:
     )
 
 
-def load_filesystem_model(view: Any, config: object) -> tuple[ModelEntry, dict[str, bytes]]:
+def load_filesystem_model(view: PlanningView, config: object) -> tuple[ModelEntry, dict[str, bytes]]:
     """Baseline-file semantics (§3.1): no routability check; unrouteable models stay listed."""
     vm = read_filesystem_model(config)
     assert isinstance(config, Mapping)

@@ -14,7 +14,7 @@ from .errors import ContentConflict
 from .ids import canonical_lower
 
 if TYPE_CHECKING:
-    from .registry import AppendPlan
+    from .append import AppendPlan
 
 
 def _same_value(key: Any, incoming: Any, stored: Any) -> bool:

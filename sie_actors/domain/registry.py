@@ -19,7 +19,6 @@ from typing import Any, Iterable, Mapping, Sequence
 from .append import AppendPlan, load_filesystem_model, plan_append_on
 from .bundle import Bundle, bundle_from_mapping, parse_bundle_yaml
 from .bundle_index import BundleIndex, BundleIndexBuilder
-from .conflicts import check_content_conflicts, content_conflicts
 from .entry import LoadIssue, ModelEntry
 from .errors import DomainError
 from .hashing import bundles_hash as _bundles_hash
@@ -32,13 +31,39 @@ __all__ = [
     "ModelEntry",
     "Registry",
     "bundle_from_mapping",
-    "check_content_conflicts",
-    "content_conflicts",
     "parse_bundle_yaml",
 ]
 
 
-class _Builder:
+class _Reads:
+    """The lookups shared by ``Registry`` and its builder; they are ``domain.append``'s
+    ``PlanningView``, so planning never reaches into private fields."""
+
+    _bundles: Mapping[str, Bundle]
+    _by_priority: tuple[Bundle, ...]
+    _all_adapters: frozenset[str]
+    _models: Mapping[str, ModelEntry]
+
+    @property
+    def all_adapters(self) -> frozenset[str]:
+        return self._all_adapters
+
+    def list_bundles(self) -> tuple[Bundle, ...]:
+        """Bundles by ascending priority; ties keep load order."""
+        return self._by_priority
+
+    def get_bundle(self, name: object) -> Bundle | None:
+        """Exact-case lookup (bundle ids are exact everywhere)."""
+        return self._bundles.get(name) if isinstance(name, str) else None
+
+    def get_model(self, model_id: object) -> ModelEntry | None:
+        """Case-insensitive lookup; ``None`` for unknown (or non-string) ids."""
+        if not isinstance(model_id, str):
+            return None
+        return self._models.get(canonical_lower(model_id))
+
+
+class _Builder(_Reads):
     """Mutable working copy used to make one new snapshot (or many appends in one go)."""
 
     def __init__(self, base: Registry) -> None:
@@ -90,7 +115,7 @@ class _Builder:
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class Registry:
+class Registry(_Reads):
     """Immutable snapshot of bundles and models. Build with ``Registry.build``.
 
     Model lookups are case-insensitive (CONTRACT §2 item 14); bundle lookups are exact.
@@ -227,12 +252,6 @@ class Registry:
     def __contains__(self, model_id: object) -> bool:
         return self.get_model(model_id) is not None
 
-    def get_model(self, model_id: object) -> ModelEntry | None:
-        """Case-insensitive lookup; ``None`` for unknown (or non-string) ids."""
-        if not isinstance(model_id, str):
-            return None
-        return self._models.get(canonical_lower(model_id))
-
     def list_models(self) -> tuple[ModelEntry, ...]:
         """All models sorted by id (Python string order)."""
         cached = self._memo.get("models")
@@ -241,18 +260,6 @@ class Registry:
                 self._models[canonical_lower(model_id)] for model_id in self._order
             )
         return cached
-
-    def list_bundles(self) -> tuple[Bundle, ...]:
-        """Bundles by ascending priority; ties keep load order."""
-        return self._by_priority
-
-    def get_bundle(self, name: object) -> Bundle | None:
-        """Exact-case lookup (bundle ids are exact everywhere)."""
-        return self._bundles.get(name) if isinstance(name, str) else None
-
-    @property
-    def all_adapters(self) -> frozenset[str]:
-        return self._all_adapters
 
     @property
     def bundles_hash(self) -> str:

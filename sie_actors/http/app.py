@@ -30,6 +30,7 @@ log = logging.getLogger("sie_actors.http")
 JSON = "application/json"
 YAML = "application/x-yaml"
 MAX_BODY = 1_048_576
+SERVER_LOGGER = "sie_actors.http.server"
 
 
 class ServiceUnavailable(Exception):
@@ -131,7 +132,9 @@ async def serve_app(app: QuartTrio, host: str, port: int, shutdown: trio.Event, 
     config = HypercornConfig()
     config.bind = [f"{host}:{port}"]
     config.accesslog = logging.getLogger("hypercorn.access") if access_log else None
-    config.errorlog = logging.getLogger("hypercorn.error")
+    # hypercorn logs its normal start-up ("Running on ...") at INFO on its error logger; under
+    # that name an operator reads every start as an error. Our own name says what it is.
+    config.errorlog = logging.getLogger(SERVER_LOGGER)
     config.graceful_timeout = 2.0
     config.keep_alive_timeout = 30.0
     await serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)

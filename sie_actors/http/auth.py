@@ -86,6 +86,21 @@ def token_id(header: str | None) -> str | None:
     return hashlib.sha256(token.encode()).hexdigest()[:12] if token else None
 
 
+def token_role(tokens: Tokens, header: str | None) -> str:
+    """Which token a request carried, by role: ``admin``, ``read``, ``none`` or ``unknown``.
+
+    For audit lines: says who tried a write without revealing (or even hashing) the token.
+    """
+    token = bearer_token(header)
+    if not token:
+        return "none"
+    if _equal(token, tokens.admin):
+        return "admin"
+    if _equal(token, tokens.read):
+        return "read"
+    return "unknown"
+
+
 def auth_headers(token: str | None) -> dict[str, str]:
     """Headers for outbound calls between our services."""
     return {"Authorization": f"Bearer {token}"} if token else {}

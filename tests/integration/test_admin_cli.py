@@ -188,10 +188,37 @@ async def test_add_bad_file_is_a_readable_refusal(svc, tmp_path):
     assert result.err.startswith("sie: sie-config answered 422: validation_error: ")
     assert "sie_server.adapters.nope" in result.err and len(result.err.splitlines()) == 1
     assert "Traceback" not in result.err
-    bad.write_bytes(b"sie_id: [unclosed\n")
+    assert "Known adapters, closest first: " in result.err and "`sie bundles list`" in result.err
+    bad.write_bytes(b"sie_id: x\nprofiles:\n  default: [unclosed\n")
     parse = await sie("--config-url", svc.url, "models", "add", str(bad))
-    assert parse.code == 1 and parse.err.startswith("sie: sie-config answered 400: parse_error: ")
+    assert parse.code == 1
+    lines = parse.err.splitlines()
+    assert lines[0] == f"sie: {bad} is not valid YAML:"  # the parser's lines, with the file name
+    assert len(lines) > 2 and any(f'in "{bad}", line 3' in line for line in lines)
+    assert "<unicode string>" not in parse.err
     assert await current_epoch(svc) == 0
+
+
+async def test_add_prints_unknown_field_warnings_and_strict_refuses_them(svc, tmp_path):
+    typo = tmp_path / "typo.yaml"
+    typo.write_bytes(E5.replace(b"max_batch_tokens", b"max_batch_token"))
+    strict = await sie("--config-url", svc.url, "models", "add", str(typo), "--strict")
+    assert strict.code == 1
+    assert strict.err.splitlines() == [
+        f"sie: --strict: {typo} was not written, because of 1 warning(s):",
+        "  unknown field 'max_batch_token' in profiles.default; did you mean 'max_batch_tokens'?"]
+    assert await current_epoch(svc) == 0                       # nothing written
+    clean = tmp_path / "clean.yaml"
+    clean.write_bytes(E5)
+    assert (await sie("--config-url", svc.url, "models", "add", str(clean), "--strict")).code == 0
+    assert await current_epoch(svc) == 1
+    other = tmp_path / "other.yaml"
+    other.write_bytes(E5.replace(b"max_batch_tokens", b"max_batch_token")
+                      .replace(MODEL_ID.encode(), b"org/typo"))
+    loose = await sie("--config-url", svc.url, "models", "add", str(other))
+    assert loose.code == 0                                     # accepted, but said out loud
+    assert ("  warning: unknown field 'max_batch_token' in profiles.default; did you mean "
+            "'max_batch_tokens'?") in loose.out.splitlines()
 
 
 async def test_dry_run_writes_nothing(svc, e5_file):
@@ -352,16 +379,76 @@ async def test_status_single_round_all_acked(nursery):
     assert result.out.splitlines()[-1].startswith(f"all 1 gateway replica(s) acked {MODEL_ID}")
 
 
-async def test_status_wait_redraws_on_a_tty(nursery):
+async def test_status_wait_shows_one_live_line_on_a_tty(nursery, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough not to clip the line
     gw = await start_gateway(nursery, FakeGateway(script=[
         (200, status_body([], ["w-a"])), (200, status_body(["w-a"], []))]))
     result = await sie("--gateway-url", gw.url, "models", "status", MODEL_ID, "--wait",
                        "--interval", "0.05", tty=True)
     assert result.code == 0
-    first_table, rest = result.out.split("\x1b[", 1)
-    assert "0/1 gateway replica(s) acked" in first_table and "pending" in first_table
-    assert rest.startswith(f"{len(first_table.splitlines())}A\r\x1b[J")
-    assert "1/1 gateway replica(s) acked" in rest
+    live, summary = result.out.rsplit("\n", 2)[:2]
+    host = gw.url.split("://")[1]
+    first, second = live.split("\r\x1b[K")
+    assert first.startswith("[0.") and first.endswith(f"] {MODEL_ID}: 0/1 acked: {host} pending 0/1")
+    assert second.endswith(f"] {MODEL_ID}: 1/1 acked: {host} acked")
+    assert summary.startswith(f"all 1 gateway replica(s) acked {MODEL_ID} (epoch 1) after ")
+
+
+async def test_status_of_a_missing_model_is_reported_once_with_exit_5(nursery, svc):
+    gws = [await start_gateway(nursery, FakeGateway(script=[NOT_FOUND])) for _ in range(2)]
+    argv = ["--config-url", svc.url, "--gateway-url", gws[0].url, "--gateway-url", gws[1].url,
+            "models", "status", "no/such-model"]
+    once = await sie(*argv)
+    assert once.code == 5
+    assert once.err == ("sie: model 'no/such-model' does not exist: 2 of 2 gateway replica(s) "
+                        "and sie-config answered 404 (see `sie models list`)\n")
+    waited = await sie(*argv, "--wait", "--timeout", "30", "--interval", "0.05")
+    assert waited.code == 5 and waited.err == once.err
+    assert once.out == "" and waited.out == ""                 # said once, on stderr only
+    assert [len(g.polls) for g in gws] == [2, 2]               # one round each: no 404 polling
+    assert gws[0].polls == ["no/such-model", "no/such-model"]
+
+
+async def test_status_keeps_waiting_while_sie_config_has_the_model(nursery, svc, e5_file):
+    assert (await sie("--config-url", svc.url, "models", "add", str(e5_file))).code == 0
+    gw = await start_gateway(nursery, FakeGateway(script=[
+        NOT_FOUND, NOT_FOUND, (200, status_body(["w-a"], []))]))
+    result = await sie("--config-url", svc.url, "--gateway-url", gw.url, "models", "status",
+                       MODEL_ID, "--wait", "--interval", "0.05")
+    assert result.code == 0, result.err
+    assert len(gw.polls) == 3
+
+
+async def test_status_with_every_gateway_unreachable_exits_3(dead_url):
+    once = await sie("--gateway-url", dead_url, "models", "status", "x/y")
+    assert once.code == 3
+    assert once.err.splitlines()[-1] == f"sie: no gateway replica could be reached ({dead_url})"
+    waited = await sie("--gateway-url", dead_url, "models", "status", "x/y", "--wait",
+                       "--timeout", "0.3", "--interval", "0.05")
+    assert waited.code == 3
+
+
+async def test_single_status_round_prints_no_elapsed_time(nursery):
+    gw = await start_gateway(nursery, FakeGateway(script=[(200, status_body(["w-a"], []))]))
+    result = await sie("--gateway-url", gw.url, "models", "status", MODEL_ID)
+    assert result.code == 0
+    assert result.out.splitlines()[-1] == f"all 1 gateway replica(s) acked {MODEL_ID} (epoch 1)"
+    assert "0.0s" not in result.out
+
+
+def test_subcommand_help_does_not_repeat_the_global_block(capsys):
+    assert main(["--help"]) == 0
+    top = capsys.readouterr().out
+    assert "SIE_GATEWAY_URLS" in top and "--request-timeout" in top
+    for argv in (["models", "add"], ["models", "status"], ["models", "list"], ["resolve"],
+                 ["bundles", "list"], ["export"], ["epoch"]):
+        assert main([*argv, "--help"]) == 0
+        text = capsys.readouterr().out
+        assert "SIE_GATEWAY_URLS" not in text and "environment:" not in text, argv
+        assert "--request-timeout S" not in text, argv
+        assert "described in `sie --help`" in text, argv
+    assert main(["models", "status", "--help"]) == 0
+    assert "5  no such model" in capsys.readouterr().out
 
 
 async def test_add_wait_follows_the_write_to_every_replica(nursery, svc, e5_file):

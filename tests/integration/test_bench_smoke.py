@@ -16,12 +16,14 @@ import pytest
 
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.bench]
 
 EXPECTED = {
     "propagation": ["POST 201 → model served by both gateways",
                     "POST 201 → /status all acked on both gateways"],
-    "hotreads": ["hot reads GET /v1/configs/models", "hot reads GET /v1/configs/models/{id}/status"],
+    "hotreads": ["hot reads GET /v1/configs/models", "hot reads GET /v1/configs/models/{id}/status",
+                 "sie-config hot reads GET /v1/configs/epoch",
+                 "sie-config GET /v1/configs/epoch / bare ASGI (per round)"],
     "recovery": ["NATS restarted → write made just before is on every gateway",
                  "delta lost by one gateway (gap) → recovered"],
     "scale": ["write latency p50 ratio", "gateway cold bootstrap of", "sie-config RSS with"],

@@ -370,3 +370,84 @@ async def test_idempotent_waiter_gets_the_real_failure(nursery, tmp_path):
         retry = await c.post("/v1/configs/models", content=model("wait/one"),
                              headers={"Idempotency-Key": "same"})
         assert retry.status_code == 201
+
+
+# ---- issue 14: warnings, audit of refusals, metric names, server logger -----------------------
+
+async def test_unknown_fields_are_accepted_and_named_in_warnings(svc):
+    body = b"""
+sie_id: typo/model
+hf_idd: typo/model
+profiles:
+  default:
+    adapter_path: sie_server.adapters.sentence_transformer:SentenceTransformerAdapter
+    max_batch_token: 8192
+"""
+    async with svc.client() as c:
+        dry = await c.post("/v1/configs/models", params={"dry_run": "true"}, content=body)
+        assert dry.status_code == 201
+        r = await c.post("/v1/configs/models", content=body)
+        assert r.status_code == 201, r.text
+        expected = [
+            "unknown field 'hf_idd' at the top level; did you mean 'hf_id'?",
+            "unknown field 'max_batch_token' in profiles.default; did you mean 'max_batch_tokens'?",
+        ]
+        assert dry.json()["warnings"] == expected
+        assert r.json()["warnings"] == expected
+        stored = yaml.safe_load((await c.get("/v1/configs/models/typo/model")).text)
+        assert stored["profiles"]["default"]["max_batch_token"] == 8192  # kept, not dropped
+
+
+def audit_lines(caplog) -> list[dict]:
+    import json
+    return [json.loads(r.getMessage()) for r in caplog.records if r.name == "sie.audit"]
+
+
+async def test_refused_writes_are_audited_without_body_or_token(nursery, caplog):
+    caplog.set_level("INFO", logger="sie.audit")
+    svc = await start_config(nursery, SIE_ADMIN_TOKEN="adm-secret", SIE_AUTH_TOKEN="rd-secret")
+    async with svc.client() as anonymous:
+        assert (await anonymous.post("/v1/configs/models", content=model("a/b"))).status_code == 401
+    async with svc.client("rd-secret") as reader:
+        assert (await reader.post("/v1/configs/models", content=model("a/b"))).status_code == 403
+    async with svc.client("adm-secret") as admin:
+        assert (await admin.post("/v1/configs/models", content=b"sie_id: [")).status_code == 400
+        bad = model("refused/model", adapter="my_pkg.adapters:X")
+        assert (await admin.post("/v1/configs/models", content=bad)).status_code == 422
+        big = await admin.post("/v1/configs/models", content=b"#" * (1_048_576 + 1))
+        assert big.status_code == 413
+        assert (await admin.post("/v1/configs/models", content=model("ok/model"))).status_code == 201
+    lines = audit_lines(caplog)
+    summary = [(l["status"], l.get("error"), l["token"], l.get("model")) for l in lines]
+    assert summary == [
+        (401, "unauthorized", "none", None),
+        (403, "forbidden", "read", None),
+        (400, "parse_error", "admin", None),
+        (422, "validation_error", "admin", "refused/model"),
+        (413, "payload_too_large", "admin", None),
+        (201, None, "admin", "ok/model"),
+    ]
+    assert [l["event"] for l in lines] == ["config.add_model.refused"] * 5 + ["config.add_model"]
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "adm-secret" not in text and "rd-secret" not in text
+    assert "my_pkg" not in text  # the body is never logged
+    await svc.stop()
+
+
+async def test_models_gauge_is_named_without_total_and_old_name_is_deprecated(svc):
+    async with svc.client() as c:
+        assert (await c.post("/v1/configs/models", content=model("gauge/model"))).status_code == 201
+        text = (await c.get("/metrics")).text
+    assert "# TYPE sie_config_models gauge" in text
+    assert 'sie_config_models{source="api"} 1.0' in text
+    assert 'sie_config_models_total{source="api"} 1.0' in text
+    assert "# HELP sie_config_models_total DEPRECATED, use sie_config_models" in text
+
+
+async def test_server_start_up_is_logged_under_our_name_not_hypercorn_error(nursery, caplog):
+    caplog.set_level("INFO")
+    svc = await start_config(nursery)
+    names = {r.name for r in caplog.records if "Running on" in r.getMessage()}
+    assert names == {"sie_actors.http.server"}
+    assert not [r for r in caplog.records if r.name == "hypercorn.error"]
+    await svc.stop()

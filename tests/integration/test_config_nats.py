@@ -82,17 +82,29 @@ def test_nats_killed_then_restarted(nats_server, spawn, tmp_path):
                                        SIE_CONFIG_STORE_DIR=str(tmp_path / "store")))
     assert wait_writable(svc.url, model("before/kill")).status_code == 201
     nats_server.kill()
-    refused = wait_until(lambda: (r := post(svc.url, model("during/kill"))).status_code == 503
-                         and r, 10, what="503 while NATS is down")
-    assert refused.json()["detail"]["error"] == "nats_unavailable"
-    assert httpx.get(svc.url + "/v1/configs/models/during/kill").status_code == 404
+    outcomes: list[httpx.Response] = []
+
+    def refused():
+        # A new id per attempt: a write that raced the kill may be acknowledged (with a warning),
+        # and must not be mistaken for the refused one.
+        r = post(svc.url, model(f"during/kill-{len(outcomes)}"))
+        outcomes.append(r)
+        return r.status_code == 503
+
+    wait_until(refused, 10, what="503 while NATS is down")
+    refused_id = f"during/kill-{len(outcomes) - 1}"
+    assert outcomes[-1].json()["detail"]["error"] == "nats_unavailable"
+    acked = [r for r in outcomes if r.status_code == 201]
+    assert all(r.json()["warnings"][0].startswith("nats_publish_") for r in acked), \
+        [r.text for r in acked]
+    assert httpx.get(svc.url + f"/v1/configs/models/{refused_id}").status_code == 404
     assert httpx.get(svc.url + "/v1/configs/models/before/kill").status_code == 200
-    assert httpx.get(svc.url + "/v1/configs/epoch").json()["epoch"] == 1
+    assert httpx.get(svc.url + "/v1/configs/epoch").json()["epoch"] == 1 + len(acked)
     nats_server.start()
     r = wait_writable(svc.url, model("after/restart"))
     assert r.status_code == 201 and r.json()["warnings"] == []
-    assert httpx.get(svc.url + "/v1/configs/models/during/kill").status_code == 404
-    assert httpx.get(svc.url + "/v1/configs/epoch").json()["epoch"] == 2
+    assert httpx.get(svc.url + f"/v1/configs/models/{refused_id}").status_code == 404
+    assert httpx.get(svc.url + "/v1/configs/epoch").json()["epoch"] == 2 + len(acked)
 
 
 def test_nats_paused_is_noticed_within_seconds(nats_server, spawn, tmp_path):

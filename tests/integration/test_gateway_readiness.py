@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import yaml
 
+from sie_actors.http.metrics_text import sample_sum
 from sie_actors.testing.fake_worker import start_fake_worker
 from sie_actors.testing.waiting import wait_for
 from tests.integration.inproc import start_config, start_gateway
@@ -96,7 +97,7 @@ async def test_readiness_states(nursery, tmp_path):
     # the metrics expose per-bundle acked/pending counts
     async with httpx.AsyncClient() as client:
         text = (await client.get(gateway.url + "/metrics")).text
-    assert 'sie_gateway_bundle_acked_workers{bundle="default"} 1.0' in text
+    assert sample_sum(text, "sie_gateway_bundle_acked_workers", bundle="default") == 1
 
 
 async def test_no_bundles_and_unknown(nursery, tmp_path):
@@ -113,6 +114,35 @@ async def test_no_bundles_and_unknown(nursery, tmp_path):
     assert body["all_bundles_acked"] is False
     code, body = await get_json(gateway.url + "/v1/configs/models/no/such/status")
     assert code == 404 and body["detail"]["error"] == "model_not_found"
+    assert body["detail"]["model_id"] == "no/such"  # not "no/such/status"
+    assert "'no/such'" in body["detail"]["message"]
+
+
+async def test_pending_gauge_of_a_bundle_without_models_is_zero(nursery):
+    """transformers5 has no model in the baseline catalog: its worker reports the empty hash,
+    which is what the gateway expects, so it is acked and nothing is pending."""
+    config = await start_config(nursery)
+    async with config.client() as c:
+        hashes = (await c.get("/v1/configs/epoch")).json()["bundle_config_hashes"]
+    assert hashes["transformers5"] == ""
+    empty = await start_fake_worker(nursery, "w-t5", bundle="transformers5")
+    stale = await start_fake_worker(nursery, "w-stale", bundle_config_hash="0" * 64)
+    gateway = await start_gateway(nursery, workers=(empty.url, stale.url),
+                                  SIE_CONFIG_SERVICE_URL=config.url)
+
+    async def gauges():
+        async with httpx.AsyncClient(timeout=5) as client:
+            text = (await client.get(gateway.url + "/metrics")).text
+        if ('sie_gateway_workers{status="healthy"} 2.0' not in text
+                or 'sie_gateway_bundle_acked_workers{bundle="transformers5"}' not in text):
+            return None
+        return text
+
+    await wait_for(lambda: _ok(gateway.url + "/readyz"), 10, "gateway bootstrapped")
+    text = await wait_for(gauges, 10, "both workers healthy, bundles known")
+    assert 'sie_gateway_bundle_pending_workers{bundle="transformers5"} 0.0' in text
+    assert 'sie_gateway_bundle_acked_workers{bundle="transformers5"} 1.0' in text
+    assert 'sie_gateway_bundle_pending_workers{bundle="default"} 1.0' in text
 
 
 async def _with(fetch, check):

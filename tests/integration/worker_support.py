@@ -11,7 +11,6 @@ the connection, which is a lost delta with no reconnect at all.
 
 from __future__ import annotations
 
-import re
 import socket
 import threading
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 import yaml
 
+from sie_actors.http.metrics_text import sample_sum
 from sie_actors.procs import LOOPBACK, free_port, wait_until
 from tests.conftest import base_env
 
@@ -65,17 +65,7 @@ def worker_hash(worker_url: str) -> str:
 
 def metric(worker_url: str, name: str, **labels: str) -> float:
     """Sum of the samples of ``name`` whose labels include ``labels`` (0 when absent)."""
-    text = httpx.get(worker_url + "/metrics", timeout=5).text
-    total = 0.0
-    pattern = re.compile(rf"^{re.escape(name)}(\{{(.*?)\}})? (\S+)$")
-    for line in text.splitlines():
-        match = pattern.match(line)
-        if not match:
-            continue
-        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(2) or ""))
-        if all(found.get(k) == v for k, v in labels.items()):
-            total += float(match.group(3))
-    return total
+    return sample_sum(httpx.get(worker_url + "/metrics", timeout=5).text, name, **labels)
 
 
 def worker_env(*, config_url: str | None = None, nats_url: str | None = None,

@@ -59,3 +59,10 @@ def test_unreachable_names_service_and_url() -> None:
     assert err.code == exits.UNREACHABLE == 3
     assert err.message == "cannot reach sie-config at http://127.0.0.1:1: ConnectError: refused"
     assert err.reason == "ConnectError: refused"
+
+
+def test_our_own_long_messages_are_kept_whole() -> None:
+    """The 422 for a changed profile ends with what to do; cutting it at 300 lost that."""
+    message = "Profile 'default' ... " + "x" * 400 + " `sie-cluster up --fresh` starts again."
+    body = json.dumps({"detail": {"error": "validation_error", "message": message}}).encode()
+    assert format_error_body(422, body).endswith("`sie-cluster up --fresh` starts again.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from sie_tools.admin.progress import (LineProgress, TtyProgress, compact, progress_for,
-                                      replica_line, table_lines)
+                                      replica_line, replica_state, table_lines)
 from sie_tools.admin.readiness import ReplicaReport, all_acked, fleet_json, outcome_lines
 
 MODEL = "org/model"
@@ -78,17 +78,27 @@ class FakeTty(io.StringIO):
         return True
 
 
-def test_tty_progress_redraws_in_place_and_clips_to_width() -> None:
+def test_tty_progress_is_one_live_line_rewritten_in_place_and_clipped() -> None:
     out = FakeTty()
-    progress = TtyProgress(out, MODEL, 60, width=lambda: 40)
-    progress.show([PENDING], 0.5)
+    progress = TtyProgress(out, MODEL, 60, width=lambda: 200)
+    progress.show([PENDING, DOWN], 0.5)
     first = out.getvalue()
-    assert "\x1b[" not in first                  # nothing to erase on the first draw
-    assert all(len(line) <= 39 for line in first.splitlines())
-    drawn = len(first.splitlines())
-    progress.show([ACKED], 1.0)
+    assert "\n" not in first and "\x1b[" not in first   # one line, nothing to erase yet
+    assert first == f"[0.5s/60s] {MODEL}: 0/2 acked: gw2 pending 1/3 | gw3 silent"
+    progress.show([ACKED, DOWN], 1.0)
     second = out.getvalue()[len(first):]
-    assert second.startswith(f"\x1b[{drawn}A\r\x1b[J")   # back up exactly what was drawn
+    assert second.startswith("\r\x1b[K") and "\n" not in second
+    assert second.endswith(f"[1.0s/60s] {MODEL}: 1/2 acked: gw1 acked | gw3 silent")
+    progress.close()
+    assert out.getvalue().endswith("\n")                 # the summary starts on its own line
+    narrow = TtyProgress(FakeTty(), MODEL, 60, width=lambda: 30)
+    narrow.show([PENDING, DOWN], 0.5)
+    assert len(narrow.stream.getvalue()) == 29
+
+
+def test_not_found_replica_is_named_so_on_the_live_line() -> None:
+    missing = ReplicaReport("http://gw9", error="HTTP 404: model_not_found", kind="not_found")
+    assert replica_state(missing) == "not found"
 
 
 def test_progress_choice() -> None:
@@ -112,6 +122,8 @@ def test_timeout_summary_names_replicas_bundles_and_workers() -> None:
 def test_success_summary_and_json() -> None:
     assert outcome_lines(MODEL, [ACKED], 2.0, timed_out=False) == [
         "all 1 gateway replica(s) acked org/model (epoch 7) after 2.0s"]
+    assert outcome_lines(MODEL, [ACKED], None, timed_out=False) == [  # a single look: no time
+        "all 1 gateway replica(s) acked org/model (epoch 7)"]
     doc = fleet_json(MODEL, [ACKED, DOWN], timed_out=True, elapsed=1.23456)
     assert doc["all_replicas_acked"] is False and doc["timed_out"] is True
     assert doc["elapsed_s"] == 1.235

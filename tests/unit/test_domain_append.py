@@ -39,20 +39,22 @@ def registry() -> Registry:
 
 def test_rule5_unknown_adapters_sorted_and_joined(registry: Registry) -> None:
     config = model("x/y", a=prof("z.mod"), b=prof("a.mod"), c=prof(BERT), d=prof("z.mod"))
-    assert fail(registry, config) == "Adapter(s) not in any known bundle: a.mod, z.mod"
+    assert fail(registry, config).startswith("Adapter(s) not in any known bundle: a.mod, z.mod. ")
 
 
 def test_rule5_counts_profiles_that_would_be_skipped() -> None:
     registry = Registry.build(BUNDLES, [model("legacy/m", old=prof("gone.mod"))])
     config = model("legacy/m", old=prof("gone.mod"), new=prof(BERT))
-    assert fail(registry, config) == "Adapter(s) not in any known bundle: gone.mod"
+    assert fail(registry, config).startswith("Adapter(s) not in any known bundle: gone.mod. ")
 
 
 def test_rule6_changed_profile_is_refused(registry: Registry) -> None:
     config = model("test/model", default=prof(BERT, tokens=1))
     assert fail(registry, config) == (
         "Profile 'default' on model 'test/model' already exists with different config "
-        "(append-only -- cannot modify)"
+        "(append-only -- cannot modify). To use the new settings, add them as a new profile "
+        "(another name under `profiles`), or under a new model id; on a local `sie-cluster`, "
+        "`sie-cluster up --fresh` starts again from an empty store."
     )
 
 
@@ -253,3 +255,34 @@ def test_document_yaml_is_made_once_and_shared(registry: Registry) -> None:
     assert later.get_model("y/m") is entry
     replay = later.plan_append(model("y/m", d=prof(BERT)))
     assert replay.merged_yaml == entry.raw_yaml
+
+
+def test_unknown_adapter_names_known_adapters_closest_first_and_points_to_bundles_list(
+        registry: Registry) -> None:
+    message = fail(registry, model("x/y", default=prof("sie_server.adapters.sglan")))
+    assert message.startswith("Adapter(s) not in any known bundle: sie_server.adapters.sglan. ")
+    known = message.split("closest first: ", 1)[1].split(". See", 1)[0].split(", ")
+    assert known[0] == SGL  # the closest
+    assert sorted(known) == sorted({BERT, ST, SGL})
+    assert "`sie bundles list`" in message
+
+
+def test_unknown_adapter_keeps_status_and_code(registry: Registry) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        registry.plan_append(model("x/y", default=prof("my_pkg.adapters")))
+    assert info.value.status == 422 and info.value.code == "validation_error"
+
+
+def test_plan_names_unknown_fields_as_warnings(registry: Registry) -> None:
+    config = {"sie_id": "x/new", "hf_idd": "x/new",
+              "profiles": {"default": {"adapter_path": f"{BERT}:Cls", "max_batch_token": 8192}}}
+    plan = registry.plan_append(config)
+    assert plan.created_profiles == ("default",)  # still accepted
+    assert list(plan.warnings) == [
+        "unknown field 'hf_idd' at the top level; did you mean 'hf_id'?",
+        "unknown field 'max_batch_token' in profiles.default; did you mean 'max_batch_tokens'?",
+    ]
+
+
+def test_plan_of_a_clean_document_has_no_warnings(registry: Registry) -> None:
+    assert registry.plan_append(model("x/clean", default=prof(BERT))).warnings == ()

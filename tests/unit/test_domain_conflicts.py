@@ -6,7 +6,8 @@ import pytest
 
 from sie_actors.domain.bundle import Bundle
 from sie_actors.domain.errors import ContentConflict
-from sie_actors.domain.registry import Registry, check_content_conflicts, content_conflicts
+from sie_actors.domain.conflicts import check_content_conflicts, content_conflicts
+from sie_actors.domain.registry import Registry
 
 BERT = "sie_server.adapters.bert_flash:BertFlashAdapter"
 BUNDLES = [Bundle("default", 10, ("sie_server.adapters.bert_flash",))]

@@ -90,3 +90,64 @@ async def test_hot_reads_do_not_reach_quart():
     assert "/v1/configs/models/BAAI/bge-m3/status" not in reached
     assert "/v1/configs/models/no/such/status" in reached
     assert "/v1/configs/models/BAAI/bge-m3" in reached
+
+
+# ---- sie-config: the model list, the epoch and the bundle list ---------------------------------
+
+CONFIG_PATHS = [
+    "/v1/configs/models",
+    "/v1/configs/epoch",
+    "/v1/configs/bundles",
+    "/v1/configs/bundles/default",  # not a hot read: Quart's YAML
+    "/v1/configs/models/BAAI/bge-m3",
+    "/v1/configs/epoch/",
+    "/v1/configs/models?x=1",
+]
+
+
+def config_service(fast: bool, tokens: Tokens):
+    from sie_config.metrics import ConfigMetrics
+    from sie_config.routes import mount as mount_config
+    from sie_config.state import ConfigState
+    from sie_config.writer import StateCell
+
+    registry = load_seed(default_dir("bundles"), default_dir("models")).registry()
+    cell = StateCell(ConfigState(registry, {}, frozenset(), epoch=3, generation="g"))
+    metrics = ConfigMetrics()
+    app = create_app("sie_config", metrics)
+    mount_config(app, cell, tokens, writer=None, ticket=lambda: 0,
+                 metrics=metrics if fast else None)
+    return app, metrics
+
+
+@pytest.mark.parametrize("tokens, headers", [
+    (Tokens(), {}),
+    (Tokens(read="r"), {}),
+    (Tokens(read="r"), {"Authorization": "Bearer wrong"}),
+    (Tokens(read="r"), {"Authorization": "Bearer r"}),
+    (Tokens(admin="a"), {"Authorization": "Bearer a"}),
+])
+async def test_config_fast_and_quart_answer_alike(tokens, headers):
+    fast_app, fast_metrics = config_service(True, tokens)
+    plain_app, plain_metrics = config_service(False, tokens)
+    assert fast_app.asgi_app is not plain_app.asgi_app
+    for path in CONFIG_PATHS:
+        assert await answers(fast_app, path, headers) == await answers(plain_app, path, headers), path
+    assert requests_counted(fast_metrics) == requests_counted(plain_metrics)
+
+
+async def test_config_hot_reads_do_not_reach_quart():
+    app, _ = config_service(True, Tokens())
+    fast = app.asgi_app
+    reached = []
+    inner = fast.app
+
+    async def counting(scope, receive, send):
+        reached.append(scope["path"])
+        await inner(scope, receive, send)
+
+    fast.app = counting
+    for path in CONFIG_PATHS:
+        await answers(app, path, {})
+    assert not {"/v1/configs/models", "/v1/configs/epoch", "/v1/configs/bundles"} & set(reached)
+    assert "/v1/configs/bundles/default" in reached

@@ -21,6 +21,14 @@ DEFAULT_WAIT_TIMEOUT = 60.0
 DEFAULT_INTERVAL = 1.0
 DEFAULT_REQUEST_TIMEOUT = 10.0
 
+STATUS_EPILOG = """\
+exit codes:
+  0  every gateway replica acked      1  not acked yet (without --wait)
+  2  --wait timed out                 3  no gateway replica could be reached
+  5  no such model (every replica and sie-config answered 404; reported at once, also with --wait)
+
+""" + exits.SUBCOMMAND_EPILOG
+
 
 def positive(text: str) -> float:
     try:
@@ -32,25 +40,31 @@ def positive(text: str) -> float:
     return value
 
 
-def add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+def add_global_options(parser: argparse.ArgumentParser, *, top: bool,
+                       hidden: bool = False) -> None:
     """On subparsers the defaults are SUPPRESSed so an option given before the subcommand is
-    not reset by the subparser's own default."""
+    not reset by the subparser's own default, and (``hidden``) their help too: `sie --help`
+    describes them once, each subcommand's help says so in one line."""
     def default(value: Any) -> Any:
         return value if top else argparse.SUPPRESS
 
+    def text(help_text: str) -> str:
+        return argparse.SUPPRESS if hidden else help_text
+
     group = parser.add_argument_group("targets and output")
-    group.add_argument("--config-url", default=default(None),
-                       help=f"sie-config base URL (env SIE_CONFIG_URL, default {DEFAULT_CONFIG_URL})")
+    group.add_argument("--config-url", default=default(None), help=text(
+        f"sie-config base URL (env SIE_CONFIG_URL, default {DEFAULT_CONFIG_URL})"))
     group.add_argument("--gateway-url", action="append", default=default(None), metavar="URL",
-                       help="a gateway replica URL; repeat for each replica "
-                            "(env SIE_GATEWAY_URLS, comma-separated)")
-    group.add_argument("--token", default=default(None),
-                       help="admin token for writes and export (env SIE_ADMIN_TOKEN); reads use "
-                            "SIE_AUTH_TOKEN if set, else this")
+                       help=text("a gateway replica URL; repeat for each replica "
+                                 "(env SIE_GATEWAY_URLS, comma-separated)"))
+    group.add_argument("--token", default=default(None), help=text(
+        "admin token for writes and export (env SIE_ADMIN_TOKEN); reads use SIE_AUTH_TOKEN if "
+        "set, else this"))
     group.add_argument("--request-timeout", type=positive, default=default(DEFAULT_REQUEST_TIMEOUT),
-                       metavar="S", help=f"per-request timeout (default {DEFAULT_REQUEST_TIMEOUT:g})")
+                       metavar="S", help=text(
+                           f"per-request timeout (default {DEFAULT_REQUEST_TIMEOUT:g})"))
     group.add_argument("--json", action="store_true", default=default(False),
-                       help="print the JSON responses instead of the human view")
+                       help=text("print the JSON responses instead of the human view"))
 
 
 def add_wait_options(parser: argparse.ArgumentParser) -> None:
@@ -78,11 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def sub(parent: Any, name: str, help_text: str, handler: Callable | None = None,
-            ) -> argparse.ArgumentParser:
+            epilog: str = exits.SUBCOMMAND_EPILOG) -> argparse.ArgumentParser:
         child = parent.add_parser(name, help=help_text, description=help_text,
-                                  epilog=exits.EPILOG,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-        add_global_options(child, top=False)
+                                  epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_global_options(child, top=False, hidden=True)
         if handler is not None:
             child.set_defaults(handler=handler)
         return child
@@ -96,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="validate and show what would happen; nothing is written")
     add.add_argument("--idempotency-key", metavar="K",
                      help="default: sie-add- + the first 32 hex digits of sha256(FILE)")
+    add.add_argument("--strict", action="store_true",
+                     help="refuse (exit 1, nothing written) if sie-config has any warning for "
+                          "FILE, such as an unknown field; it validates with a dry run first")
     add_wait_options(add)
 
     listing = sub(verbs, "list", "list models", commands.models_list)
@@ -106,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_source_option(get, "config")
 
     status = sub(verbs, "status", "readiness of a model on every gateway replica",
-                 commands.models_status)
-    status.add_argument("model_id", metavar="ID")
+                 commands.models_status, epilog=STATUS_EPILOG)
+    status.add_argument("model_id", metavar="ID", help="model id, e.g. BAAI/bge-m3")
     add_wait_options(status)
 
     resolve = sub(top, "resolve", "show which bundle a model spec routes to", commands.resolve)

@@ -12,7 +12,8 @@ from typing import Any
 
 from sie_tools.admin import exits
 
-MAX_TEXT = 300
+MAX_TEXT = 300          # a body that is not ours (a proxy's HTML page): the start is enough
+MAX_DETAIL = 2000       # our own error messages say what to do at the end: keep them whole
 
 
 class CliError(Exception):
@@ -24,9 +25,9 @@ class CliError(Exception):
         self.message = message
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: str, limit: int = MAX_TEXT) -> str:
     line = " ".join(text.split())
-    return line if len(line) <= MAX_TEXT else line[: MAX_TEXT - 1] + "…"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _detail_object(detail: dict[str, Any]) -> str:
@@ -63,7 +64,7 @@ def format_error_body(status: int, body: bytes, reason: str = "") -> str:
     except ValueError:
         data = None
     if isinstance(data, dict) and "detail" in data:
-        return _one_line(format_detail(data["detail"]))
+        return _one_line(format_detail(data["detail"]), MAX_DETAIL)
     if text.strip():
         return _one_line(text)
     return reason or f"HTTP {status}"

@@ -15,7 +15,7 @@ from typing import Callable
 
 from sie_tools.admin.errors import Unreachable, format_error_body
 from sie_tools.admin.http import Endpoint, model_path
-from sie_tools.admin.readiness import ReplicaReport, all_acked
+from sie_tools.admin.readiness import NOT_FOUND, UNREACHABLE, ReplicaReport, all_acked
 
 MIN_REQUEST_TIMEOUT = 0.2
 
@@ -25,11 +25,13 @@ def fetch_status(endpoint: Endpoint, model_id: str, timeout: float) -> ReplicaRe
     try:
         response = endpoint.send("GET", model_path(model_id, "/status"), timeout=timeout)
     except Unreachable as exc:
-        return ReplicaReport(endpoint.url, error=f"unreachable: {exc.reason}")
+        return ReplicaReport(endpoint.url, error=f"unreachable: {exc.reason}", kind=UNREACHABLE)
     if not response.is_success:
         reason = format_error_body(response.status_code, response.content,
                                    response.reason_phrase)
-        return ReplicaReport(endpoint.url, error=f"HTTP {response.status_code}: {reason}")
+        kind = NOT_FOUND if response.status_code == 404 else None
+        return ReplicaReport(endpoint.url, error=f"HTTP {response.status_code}: {reason}",
+                             kind=kind)
     try:
         body = response.json()
     except ValueError:
@@ -45,6 +47,7 @@ class WaitResult:
     elapsed: float
     acked: bool
     timed_out: bool
+    gave_up: bool = False  # `give_up` said polling could not succeed (e.g. no such model)
 
 
 class Fleet:
@@ -70,9 +73,11 @@ class Fleet:
 
     def wait(self, model_id: str, *, timeout: float | None, interval: float,
              request_timeout: float, show: Callable[[list[ReplicaReport], float], None],
+             give_up: Callable[[list[ReplicaReport]], bool] | None = None,
              clock: Callable[[], float] = time.monotonic,
              sleep: Callable[[float], None] = time.sleep) -> WaitResult:
-        """Poll until every replica is acked or `timeout` passes (`None`: a single round).
+        """Poll until every replica is acked, `give_up(reports)` is true, or `timeout` passes
+        (`None`: a single round).
 
         Each request is bounded by the request timeout and by the time left, so the whole wait
         overshoots `timeout` by at most `MIN_REQUEST_TIMEOUT`.
@@ -84,6 +89,9 @@ class Fleet:
                 max(min(request_timeout, remaining), MIN_REQUEST_TIMEOUT)
             reports = self.poll(model_id, limit)
             elapsed = clock() - start
+            if give_up is not None and not all_acked(reports) and give_up(reports):
+                # said once by the caller; a progress line would only repeat it
+                return WaitResult(reports, elapsed, acked=False, timed_out=False, gave_up=True)
             show(reports, elapsed)
             if all_acked(reports):
                 return WaitResult(reports, elapsed, acked=True, timed_out=False)

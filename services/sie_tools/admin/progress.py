@@ -1,8 +1,9 @@
 """Live progress of `status --wait`, for a terminal or for a log.
 
-On a TTY the whole table is redrawn in place (ANSI cursor-up + clear-to-end, no dependency), so an
-operator sees the current state at a glance. Anywhere else (CI logs, pipes) redrawing would leave
-escape codes and repeated tables, so one line is printed per replica whenever its state changes.
+On a TTY one line is rewritten in place as each polling round answers: every replica's state
+(acked, pending with counts, silent when it did not answer) and the time elapsed, so an operator
+sees that something is happening. Anywhere else (CI logs, pipes) rewriting would leave escape
+codes, so one plain line is printed per replica whenever its state changes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import shutil
 from typing import Callable, TextIO
 
-from sie_tools.admin.readiness import ReplicaReport
+from sie_tools.admin.readiness import NOT_FOUND, ReplicaReport
 
 MAX_NAMES = 3
 HEADERS = ("GATEWAY", "EPOCH", "BUNDLE", "STATE", "ACKED", "PENDING")
@@ -71,24 +72,58 @@ def replica_line(report: ReplicaReport) -> str:
     return f"{report.gateway}: {epoch}: {verdict}" + (f": {'; '.join(parts)}" if parts else "")
 
 
+def short_url(url: str) -> str:
+    """`127.0.0.1:8081` for `http://127.0.0.1:8081`: the part that tells replicas apart."""
+    return url.split("://", 1)[-1].rstrip("/")
+
+
+def replica_state(report: ReplicaReport) -> str:
+    """One word or two for the live line: acked, pending (with counts), missing, silent."""
+    if report.acked:
+        return "acked"
+    if report.error is not None:
+        return "not found" if report.kind == NOT_FOUND else "silent"
+    if report.no_bundles:
+        return "no bundles"
+    bundles = report.bundles()
+    acked = sum(len(b.acked_workers) for b in bundles)
+    total = sum(b.total for b in bundles)
+    return f"pending {acked}/{total}"
+
+
+def live_line(model_id: str, reports: list[ReplicaReport], elapsed: float,
+              timeout: float | None) -> str:
+    """`[3.2s/60s] org/m: 1/2 acked: 127.0.0.1:8081 acked | 127.0.0.1:8082 pending 0/1`.
+
+    Time and verdict first: on a narrow terminal the clip takes the per-replica tail.
+    """
+    acked = sum(r.acked for r in reports)
+    states = " | ".join(f"{short_url(r.gateway)} {replica_state(r)}" for r in reports)
+    clock = f"{elapsed:.1f}s" if timeout is None else f"{elapsed:.1f}s/{timeout:g}s"
+    return f"[{clock}] {model_id}: {acked}/{len(reports)} acked: {states}"
+
+
 class TtyProgress:
-    """Redraws the table in place; lines are clipped to the terminal width so that the number of
-    lines to move back up is exactly the number drawn."""
+    """One live line, rewritten in place (carriage return + clear-to-end, no dependency) and
+    clipped to the terminal width so it never wraps; `close` ends it before the summary."""
 
     def __init__(self, stream: TextIO, model_id: str, timeout: float | None,
                  width: Callable[[], int] = lambda: shutil.get_terminal_size().columns) -> None:
         self.stream, self.model_id, self.timeout, self.width = stream, model_id, timeout, width
-        self.drawn = 0
+        self.drawn = False
 
     def show(self, reports: list[ReplicaReport], elapsed: float) -> None:
         limit = max(self.width() - 1, 20)
-        lines = [line[:limit] for line in table_lines(self.model_id, reports, elapsed,
-                                                      self.timeout)]
-        if self.drawn:
-            self.stream.write(f"\x1b[{self.drawn}A\r\x1b[J")
-        self.stream.write("\n".join(lines) + "\n")
+        line = live_line(self.model_id, reports, elapsed, self.timeout)[:limit]
+        self.stream.write(("\r\x1b[K" if self.drawn else "") + line)
         self.stream.flush()
-        self.drawn = len(lines)
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.drawn = False
 
 
 class LineProgress:
@@ -106,11 +141,17 @@ class LineProgress:
                 self.stream.write(f"[{elapsed:6.1f}s] {line}\n")
         self.stream.flush()
 
+    def close(self) -> None:
+        return None
+
 
 class NoProgress:
     """`--json`: scripts want one document at the end, not a running commentary."""
 
     def show(self, reports: list[ReplicaReport], elapsed: float) -> None:
+        return None
+
+    def close(self) -> None:
         return None
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+UNREACHABLE = "unreachable"
+NOT_FOUND = "not_found"
+
 
 @dataclass(frozen=True)
 class BundleView:
@@ -44,6 +47,7 @@ class ReplicaReport:
     gateway: str
     status: dict[str, Any] | None = None
     error: str | None = None
+    kind: str | None = None  # with `error`: UNREACHABLE, NOT_FOUND, or None (any other failure)
 
     @property
     def acked(self) -> bool:
@@ -83,6 +87,11 @@ def all_acked(reports: list[ReplicaReport]) -> bool:
     return bool(reports) and all(r.acked for r in reports)
 
 
+def all_of_kind(reports: list[ReplicaReport], kind: str) -> bool:
+    """Every replica failed the same way (all unreachable, all answered 404 for the model)."""
+    return bool(reports) and all(r.kind == kind for r in reports)
+
+
 def fleet_json(model_id: str, reports: list[ReplicaReport], *, timed_out: bool = False,
                elapsed: float | None = None) -> dict[str, Any]:
     """The `--json` document of `status`: every replica's raw answer plus the fleet verdict."""
@@ -94,14 +103,18 @@ def fleet_json(model_id: str, reports: list[ReplicaReport], *, timed_out: bool =
     return doc
 
 
-def outcome_lines(model_id: str, reports: list[ReplicaReport], elapsed: float, *,
+def outcome_lines(model_id: str, reports: list[ReplicaReport], elapsed: float | None, *,
                   timed_out: bool) -> list[str]:
-    """The final summary: success in one line; otherwise every pending replica/bundle/worker."""
+    """The final summary: success in one line; otherwise every pending replica/bundle/worker.
+
+    ``elapsed`` is ``None`` for a single look (no --wait): "after 0.0s" would say nothing.
+    """
     acked = sum(r.acked for r in reports)
     if all_acked(reports):
         epochs = sorted({str(r.epoch) for r in reports})
+        after = "" if elapsed is None else f" after {elapsed:.1f}s"
         return [f"all {len(reports)} gateway replica(s) acked {model_id} "
-                f"(epoch {', '.join(epochs)}) after {elapsed:.1f}s"]
+                f"(epoch {', '.join(epochs)}){after}"]
     head = (f"timed out after {elapsed:.1f}s waiting for {model_id}" if timed_out
             else f"{model_id} is not ready")
     lines = [f"{head}: {len(reports) - acked} of {len(reports)} gateway replica(s) not acked"]
