@@ -23,6 +23,7 @@ import httpx
 import orjson
 import trio
 
+from sie_actors.http.metrics_text import sample_sum
 from sie_bench.cluster import Fleet, client, now
 from sie_bench.procfs import CpuMeter
 from sie_bench.sessions import FleetProcess
@@ -65,11 +66,7 @@ class Page:
 
 
 async def feed_cpu(http: httpx.AsyncClient) -> float:
-    text = (await http.get("/metrics")).text
-    for line in text.splitlines():
-        if line.startswith(FEED_CPU + " "):
-            return float(line.split()[1])
-    return 0.0
+    return sample_sum((await http.get("/metrics")).text, FEED_CPU)
 
 
 async def cpu_windows(pid: int, windows: int) -> list[float]:
