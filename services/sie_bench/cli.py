@@ -8,6 +8,7 @@ Scenarios, in order (each in its own module, each with its own processes):
   recovery      NATS restart, and a delta lost by one gateway
   scale         write latency 100 vs N models, gateway cold bootstrap, sie-config RSS
   sessions      one gateway with 1,000 worker sessions at 1 s heartbeats
+  pages         20 open fleet pages (live feeds) on that gateway: CPU with and without
 
 Not part of the test suite's pass/fail: the benchmark measures, the table says which targets
 were met. A scenario that fails is reported with its error and the others still run.
@@ -27,12 +28,12 @@ from pathlib import Path
 
 import trio
 
-from sie_bench import hotreads, propagation, recovery, scale, sessions
+from sie_bench import hotreads, pages, propagation, recovery, scale, sessions
 from sie_bench.cluster import MainCluster
 from sie_bench.procfs import MachineLoad, machine_facts
 from sie_bench.stats import Row, json_report, markdown_facts, markdown_table
 
-SCENARIOS = ("propagation", "hotreads", "recovery", "scale", "sessions")
+SCENARIOS = ("propagation", "hotreads", "recovery", "scale", "sessions", "pages")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class BenchSettings:
     heartbeat: float = 1.0
     cpu_windows: int = 15  # 1 s windows of gateway CPU with the sessions connected
     staleness_rounds: int = 6
+    pages: int = 20  # open fleet page feeds
     read_rounds: int = 5  # rounds per hot-read endpoint
     read_seconds: float = 3.0
     connections: int = 32
@@ -62,7 +64,7 @@ PROFILES = {
     "smoke": BenchSettings(profile="smoke", small_models=10, big_models=200, writes=3,
                            restarts=1, outage_max=0.2, gaps=1, bootstraps=1, sessions=50,
                            heartbeat=0.25, cpu_windows=1, staleness_rounds=1, read_rounds=1,
-                           read_seconds=0.5),
+                           read_seconds=0.5, pages=5),
 }
 
 
@@ -127,6 +129,9 @@ async def run_all(settings: BenchSettings, only: tuple[str, ...], workdir: Path,
     await attempt("sessions", lambda: sessions.run(
         workdir / "sessions", settings.sessions, settings.heartbeat, settings.cpu_windows,
         settings.staleness_rounds))
+    await attempt("pages", lambda: pages.run(
+        workdir / "pages", settings.sessions, settings.heartbeat, settings.cpu_windows,
+        settings.pages, settings.staleness_rounds))
     return rows, errors, durations
 
 

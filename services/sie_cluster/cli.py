@@ -87,6 +87,8 @@ def banner(plan: ClusterPlan, seconds: float, admin_token: str | None = None) ->
         "Model weights on this machine (workers never download):",
         *[f"  {status.line()}" for status in catalog_status()],
         "",
+        f"Watch it roll out in a browser (the fleet page): {plan.gateways[0].url}/",
+        "",
         "Ctrl-C stops everything.",
     ])
 

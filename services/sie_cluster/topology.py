@@ -61,8 +61,8 @@ def plan_cluster(*, data_dir: Path, base_port: int = 8080, nats_port: int = 4222
     models_dir = (models_dir or default_dir("models")).resolve()
     env = dict(os.environ if base_env is None else base_env)
     for key in ("SIE_AUTH_TOKEN", "SIE_ADMIN_TOKEN", "SIE_CONFIG_STORE_DIR", "SIE_NATS_URL",
-                "SIE_CONFIG_SERVICE_URL", "SIE_GATEWAY_WORKERS", "POD_NAME", "SIE_BUNDLE",
-                "SIE_CONFIG_RESTORE"):
+                "SIE_CONFIG_SERVICE_URL", "SIE_GATEWAY_WORKERS", "SIE_GATEWAY_PEERS", "POD_NAME",
+                "SIE_BUNDLE", "SIE_CONFIG_RESTORE"):
         env.pop(key, None)
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra_env or {})
@@ -88,7 +88,9 @@ def plan_cluster(*, data_dir: Path, base_port: int = 8080, nats_port: int = 4222
                 ("--bundle", bundle.name, "--name", name)))
             port += 1
     gateway_env = dict(env, SIE_NATS_URL=nats_url, SIE_CONFIG_SERVICE_URL=config.url,
-                       SIE_GATEWAY_WORKERS=",".join(w.url for w in workers))
+                       SIE_GATEWAY_WORKERS=",".join(w.url for w in workers),
+                       SIE_GATEWAY_PEERS=",".join(f"http://{LOOPBACK}:{base_port + 1 + i}"
+                                                  for i in range(gateways)))
     gateway_specs = tuple(
         _service("sie_gateway", f"gateway-{i}", base_port + 1 + i,
                  dict(gateway_env, POD_NAME=f"gateway-{i}"))

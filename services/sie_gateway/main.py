@@ -31,12 +31,14 @@ from sie_actors.runtime import ActorRef, Mailbox, Supervisor, actor_child
 from sie_actors.runtime.supervisor import ChildSpec
 from sie_actors.seed import load_seed
 
+from sie_gateway.fleet_feed import FleetWiring
 from sie_gateway.metrics import GatewayMetrics
 from sie_gateway.mirror import DeltaReceived, MirrorCell, MirrorState, RegistryMirrorActor
 from sie_gateway.poller import EpochPollerActor
 from sie_gateway.readiness import healthy_views, split_workers
 from sie_gateway.routes import mount
 from sie_gateway.settings import GatewaySettings
+from sie_gateway.ui import mount_ui
 from sie_gateway.workers import Announced, WorkerDirectory, WorkerDirectoryActor
 
 log = logging.getLogger("sie_gateway")
@@ -94,6 +96,7 @@ async def run_service(settings: GatewaySettings, shutdown: trio.Event, *,
 
     metrics.refreshers.append(refresh_worker_gauges)
 
+    fleet = FleetWiring(settings, cell, directory, metrics, nats_configured=bool(settings.nats_url))
     children: list[ChildSpec] = []
     link = None
     if settings.nats_url:
@@ -115,9 +118,9 @@ async def run_service(settings: GatewaySettings, shutdown: trio.Event, *,
         reconnects = link.reconnect_events() if link is not None else None
         poller_box = Mailbox(name="poller")
         children.append(actor_child("poller", poller_box, lambda box: EpochPollerActor(
-            mirror_box.ref, config_url=settings.config_url, token=settings.outbound_token,
-            interval=settings.poll_interval, reconnects=reconnects, metrics=metrics,
-            mailbox=box)))
+            fleet.tap(mirror_box.ref), config_url=settings.config_url,
+            token=settings.outbound_token, interval=settings.poll_interval, reconnects=reconnects,
+            metrics=metrics, mailbox=box)))
     workers_box = Mailbox(name="workers")
     children.append(actor_child("workers", workers_box, lambda box: WorkerDirectoryActor(
         directory, static_urls=settings.workers, heartbeat_timeout=settings.heartbeat_timeout,
@@ -125,6 +128,7 @@ async def run_service(settings: GatewaySettings, shutdown: trio.Event, *,
     if link is not None:
         children.append(ChildSpec("announces", pump(link, ANNOUNCE_SUBJECT,
                                                     announcements_to(workers_box.ref))))
+    children += fleet.children
     supervisor = Supervisor("sie-gateway", children, max_restarts=20, window=60.0)
 
     def ready() -> bool:
@@ -134,6 +138,7 @@ async def run_service(settings: GatewaySettings, shutdown: trio.Event, *,
     app = create_app("sie_gateway", metrics)
     mount(app, cell, directory, settings.tokens, heartbeat_timeout=settings.heartbeat_timeout,
           ready=ready, metrics=metrics)
+    mount_ui(app, fleet.feed, settings.tokens)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(supervisor.run)

@@ -19,6 +19,7 @@ class GatewaySettings:
     config_url: str | None = None
     nats_url: str | None = None
     workers: tuple[str, ...] = ()
+    peers: tuple[str, ...] = ()  # other gateways, shown with their epochs on the fleet page
     bundles_dir: Path | None = None  # optional filesystem seed
     models_dir: Path | None = None
     tokens: Tokens = field(default_factory=Tokens)
@@ -40,6 +41,8 @@ class GatewaySettings:
             workers=tuple(dict.fromkeys(
                 [w.rstrip("/") for w in env_list(env.get("SIE_GATEWAY_WORKERS"))]
                 + [w.rstrip("/") for w in workers])),
+            peers=tuple(dict.fromkeys(w.rstrip("/") for w in env_list(
+                env.get("SIE_GATEWAY_PEERS") or env.get("SIE_GATEWAY_URLS")))),
             bundles_dir=env_path(env, "SIE_BUNDLES_DIR"),
             models_dir=env_path(env, "SIE_MODELS_DIR"),
             tokens=Tokens.from_env(env),

@@ -35,6 +35,9 @@ def test_one_worker_per_bundle_and_two_gateways():
     assert sorted(n for n in SERVICES if n.startswith("gateway-")) == ["gateway-0", "gateway-1"]
     gateway_workers = SERVICES["gateway-0"]["environment"]["SIE_GATEWAY_WORKERS"].split(",")
     assert sorted(gateway_workers) == sorted(f"http://{name}:8080" for name in workers)
+    for gateway in ("gateway-0", "gateway-1"):  # each fleet page shows both gateways' epochs
+        peers = SERVICES[gateway]["environment"]["SIE_GATEWAY_PEERS"].split(",")
+        assert peers == ["http://gateway-0:8080", "http://gateway-1:8080"]
     assert set(load_smoke().WORKERS) == bundles
 
 
