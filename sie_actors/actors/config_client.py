@@ -5,7 +5,10 @@
   sleeps: pacing is the mirror protocol's.
 * :class:`FullExportSource` (gateways): the original gateway's reads (bundle list, each bundle's
   YAML, the export), so our gateway also works against the original sie-config.
-* :class:`BundleExportSource` (workers): ``/v1/configs/bundles/{bundle}/export``.
+* :class:`BundleExportSource` (workers): ``/v1/configs/bundles/{bundle}/export``; against a
+  sie-config that has no such endpoint (the original's, or ours before it existed: a mixed fleet
+  during a rolling upgrade) it falls back to what that service does serve, with the token the
+  worker has (:class:`OlderServiceSource`).
 
 Building a registry of many models takes a noticeable fraction of a second, so both build it in
 a worker thread (the domain is pure) while the event loop keeps serving.
@@ -13,6 +16,7 @@ a worker thread (the domain is pure) while the event loop keeps serving.
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol, Sequence
 from urllib.parse import quote
 
@@ -21,6 +25,7 @@ import trio
 
 from sie_actors.domain.bundle import Bundle, parse_bundle_yaml
 from sie_actors.domain.errors import DomainError
+from sie_actors.domain.model_config import parse_stored_model_yaml
 from sie_actors.domain.jsonbytes import load_object
 from sie_actors.domain.mirror_protocol import MirrorSnapshot
 from sie_actors.domain.registry import Registry
@@ -29,6 +34,9 @@ from sie_actors.domain.snapshot import (parse_bundle_snapshot, parse_export,
 from sie_actors.domain.sync import EpochReport
 from sie_actors.gcpause import gc_paused
 from sie_actors.http.auth import auth_headers
+
+
+log = logging.getLogger("sie_actors.config_client")
 
 
 class ConfigReadError(Exception):
@@ -134,8 +142,23 @@ class BundleExportSource:
         self.local_bundles = tuple(local_bundles)
         self.path = f"/v1/configs/bundles/{quote(bundle, safe='')}/export"
 
+        self.older = OlderServiceSource(client, bundle)
+        self._warned = False
+
     async def fetch(self) -> MirrorSnapshot:
-        body = await self.client.get(self.path)
+        try:
+            body = await self.client.get(self.path)
+        except ConfigReadError as exc:
+            # Our sie-config answers an unknown bundle with `bundle_not_found`; any other 404
+            # means the endpoint itself is missing. Asked again on every fetch, so a worker
+            # uses the bundle export as soon as sie-config is upgraded.
+            if exc.reason != "not_found" or "bundle_not_found" in exc.message:
+                raise
+            if not self._warned:
+                self._warned = True
+                log.warning("sie-config has no %s (an older sie-config): reading the snapshot "
+                            "the way it serves it", self.path)
+            return await self.older.fetch()
         return await trio.to_thread.run_sync(self._build, body)
 
     def _build(self, body: bytes) -> MirrorSnapshot:
@@ -146,6 +169,67 @@ class BundleExportSource:
             raise ConfigReadError("invalid", f"bundle snapshot: {exc.message}") from None
         return MirrorSnapshot(registry, snapshot.epoch, snapshot.generation,
                               snapshot.bundle_config_hash, snapshot.skipped)
+
+
+class OlderServiceSource:
+    """One bundle's snapshot from a sie-config without the bundle export.
+
+    With the admin token: the full export, cut down to the bundle. With the read token only
+    (the export refuses it): the epoch, the bundle's YAML, the model list and each model's YAML,
+    all read-token endpoints; the epoch is read before and after, and a snapshot during which it
+    moved is refused (the mirror fetches again), so the models and the epoch always agree.
+    """
+
+    def __init__(self, client: ConfigClient, bundle: str) -> None:
+        self.client = client
+        self.bundle = bundle
+
+    async def fetch(self) -> MirrorSnapshot:
+        try:
+            full = await FullExportSource(self.client).fetch()
+        except ConfigReadError as exc:
+            if exc.reason != "auth":
+                raise
+            return await self._from_reads()
+        return MirrorSnapshot(full.registry.filter_to_bundle(self.bundle), full.epoch,
+                              full.generation, "", full.skipped)
+
+    async def _from_reads(self) -> MirrorSnapshot:
+        before = await self.client.epoch()
+        bundle_text = await self.client.get(f"/v1/configs/bundles/{quote(self.bundle, safe='')}")
+        listing = _json_object(await self.client.get("/v1/configs/models"), "models")
+        items = listing.get("models", [])
+        texts: list[bytes] = []
+        for item in items if isinstance(items, list) else []:
+            model_id = item.get("model_id") if isinstance(item, dict) else None
+            if isinstance(model_id, str) and model_id:
+                texts.append(await self.client.get(f"/v1/configs/models/{quote(model_id)}"))
+        after = await self.client.epoch()
+        if (after.epoch, after.generation) != (before.epoch, before.generation):
+            raise ConfigReadError("moving", f"sie-config moved from epoch {before.epoch} to "
+                                            f"{after.epoch} while its models were read")
+        return await trio.to_thread.run_sync(self._build, bundle_text, tuple(texts), before)
+
+    def _build(self, bundle_text: bytes, texts: tuple[bytes, ...],
+               report: EpochReport) -> MirrorSnapshot:
+        try:
+            bundle = parse_bundle_yaml(bundle_text.decode("utf-8", "replace"), self.bundle)
+        except DomainError as exc:
+            raise ConfigReadError("invalid", f"bundle {self.bundle}: {exc.message}") from None
+        configs, skipped = [], []
+        for index, text in enumerate(texts):
+            try:
+                configs.append(parse_stored_model_yaml(text))
+            except DomainError as exc:
+                skipped.append((f"#{index}", exc.message))
+        with gc_paused():
+            registry = Registry.build((bundle,), configs).filter_to_bundle(self.bundle)
+        # other bundles' models are "unrouteable" here by construction: not worth a warning
+        issues = tuple((i.model_id or "?", i.message) for i in registry.load_issues
+                       if i.kind == "skipped")
+        return MirrorSnapshot(registry, report.epoch, report.generation,
+                              report.bundle_config_hashes.get(self.bundle, ""),
+                              tuple(skipped) + issues)
 
 
 def _json_object(body: bytes, what: str) -> dict:
