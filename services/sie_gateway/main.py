@@ -5,14 +5,15 @@ Supervision tree:
     sie-gateway (Supervisor)
       nats        NatsLink.run                  (with SIE_NATS_URL)
       mirror      RegistryMirrorActor           owns the registry mirror
-      deltas      delta_feed: _all subject -> mirror  (with SIE_NATS_URL)
+      deltas      delta_feed: _all -> mirror    (with SIE_NATS_URL)
       poller      EpochPollerActor              (with SIE_CONFIG_SERVICE_URL)
+      workers     WorkerDirectoryActor          starts and retires worker sessions
+        worker-session <url> (Supervisor)       one per worker
+          session WorkerSessionActor            its /ws/status stream
+      announces   subject_pump: announcements -> workers (with SIE_NATS_URL)
 
 The mirror and the poller are the shared ones of `sie_actors.actors.mirror` (a worker runs the
 same, scoped to its bundle); the gateway's are scoped to every bundle and the full export.
-      workers     WorkerDirectoryActor          one WebSocket session per worker
-      announces   pump: announcements -> workers (with SIE_NATS_URL)
-
 The HTTP server runs beside the tree and reads the mirror cell and worker views.
 """
 
