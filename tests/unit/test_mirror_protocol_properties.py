@@ -10,6 +10,8 @@ of forged deltas costs a bounded number of fetches.
 
 from __future__ import annotations
 
+import json
+
 import orjson
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -232,5 +234,60 @@ def test_a_storm_of_forged_deltas_costs_few_fetches(bundle, kinds):
     fetched = driver.fetches - start
     # paced at 0.2, 0.4, ... capped at 5 s: at most about a dozen in a minute
     assert fetched <= 16, fetched
+    driver.settle()
+    driver.assert_equal_to_source()
+
+
+json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+                      st.floats(allow_nan=False), st.text(max_size=30))
+json_value = st.recursive(json_leaf, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=12)
+yaml_text = st.one_of(
+    st.text(max_size=60),
+    st.sampled_from(["sie_id: x\nprofiles: {default: {adapter_path: a:B}}", "&a [*a]",
+                     "!!binary aGk=", "x: !!float nan", "? [a]\n: b", "sie_id: !!int 3",
+                     "profiles:\n  default: !!set {a}", "%YAML 1.1\n---\nx: 1"]))
+
+
+@st.composite
+def mutated_delta(draw) -> bytes:
+    """A real-looking delta with some fields replaced by anything JSON can hold."""
+    fields = {"router_id": "sie-config", "bundle_id": draw(st.sampled_from(["default", "sglang",
+                                                                            "", "nope"])),
+              "epoch": draw(st.integers(0, 8)), "bundle_config_hash": "",
+              "model_id": "fuzz/m", "profiles_added": ["default"],
+              "model_config": draw(yaml_text), "affected_bundles": ["default"],
+              "generation": draw(st.sampled_from(["g1", "g2", ""]))}
+    for key in draw(st.lists(st.sampled_from(sorted(fields)), max_size=3)):
+        if draw(st.booleans()):
+            fields[key] = draw(json_value)
+        else:
+            fields.pop(key, None)
+    return json_bytes(fields)
+
+
+def json_bytes(value) -> bytes:
+    """Any JSON, big integers included (which orjson would refuse to write, but a peer may)."""
+    return json.dumps(value).encode()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bundle=st.sampled_from([None, "default"]),
+       payloads=st.lists(st.one_of(mutated_delta(), json_value.map(json_bytes),
+                                   st.binary(max_size=60)), max_size=12),
+       writes=st.lists(st.booleans(), max_size=4))
+def test_generated_payloads_never_raise_and_the_source_wins(bundle, payloads, writes):
+    """Issue 15 guard: whatever bytes arrive on the subject, the protocol answers with actions
+    (never an exception), and once sie-config is consulted the mirror equals it."""
+    driver = Driver(bundle)
+    driver.apply("answer", True)
+    for i, payload in enumerate(payloads):
+        if i < len(writes):
+            driver.apply("write", writes[i])
+            driver.apply("deliver", 0)
+        driver.feed(DeltaReceived(payload))
+        driver.apply("answer", True)
+        driver.apply("time", 0.5)
     driver.settle()
     driver.assert_equal_to_source()
