@@ -163,7 +163,7 @@ class EpochPollerActor(Actor):
             return None
         self._retry.reset()
         self.metrics.poll(message.trigger, "ok")
-        await self.mirror.tell(EpochObserved(report, held))
+        await self.mirror.tell(EpochObserved(report, held, message.trigger))
         return None
 
     def _retry_soon(self, trigger: str) -> None:

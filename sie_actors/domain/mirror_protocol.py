@@ -18,7 +18,10 @@ Rules (CONTRACT §2 items 1, 2, 4), on top of `domain.sync`'s verdicts:
   longer (``Pacing``), until an epoch poll finds the mirror in agreement with sie-config. A
   storm of bad deltas, forged or from a bug, costs sie-config a few exports a minute at most;
 * the epoch poll treats "sie-config behind an epoch we held when we asked" and a hash that
-  disagrees at equal epochs as drift, like being behind.
+  disagrees at equal epochs as drift, like being behind. A routine (timer) poll that finds
+  sie-config ahead gives the deltas in flight ``Pacing.grace`` seconds to arrive before it
+  fetches: under a steady stream of writes most polls race a delta. A poll after a reconnect
+  (deltas were lost, not late) fetches at once.
 
 Scope: a gateway mirrors every bundle (``bundle=None``), a worker one. On a worker's subject the
 epochs of other bundles' writes look like gaps; a delta whose hash we reproduce after applying it
@@ -65,6 +68,7 @@ class Pacing:
 
     initial: float = 0.2
     maximum: float = 5.0
+    grace: float = 0.5
 
     @property
     def quiet(self) -> float:
@@ -114,10 +118,12 @@ class SnapshotFailed:
 
 @dataclass(frozen=True)
 class EpochObserved:
-    """sie-config's epoch report; ``held``: where the mirror stood when the poll was sent."""
+    """sie-config's epoch report; ``held``: where the mirror stood when the poll was sent;
+    ``trigger``: ``timer`` for the routine poll, else why it was asked (``reconnect``)."""
 
     report: EpochReport
     held: MirrorPosition | None = None
+    trigger: str = "timer"
 
 
 @dataclass(frozen=True)
@@ -232,6 +238,7 @@ class MirrorProtocol:
         self._streak = 0
         self._last_fetch_at: float | None = None
         self._due = 0.0
+        self._expected: tuple[MirrorPosition, float] | None = None  # (sie-config's, judge at)
         self._out: list[Action] = []
 
     # ---- public -------------------------------------------------------------------------------
@@ -411,6 +418,8 @@ class MirrorProtocol:
             return
         registry = self.registry
         bundle = self.scope.bundle
+        if bundle is not None and self._catches_up(event.report):
+            return
         if bundle is None:
             drift = judge_epoch(self.position, event.report,
                                 own_bundles_hash=registry.bundles_hash,
@@ -423,11 +432,36 @@ class MirrorProtocol:
         if drift is Drift.NONE:
             self._streak = 0  # sie-config confirms us: the next fault may resync at once
             return
+        if (drift is Drift.EPOCH_AHEAD and event.trigger == "timer" and self.pacing.grace > 0):
+            # most likely deltas in flight: judge again once they had time to arrive (polls
+            # more frequent than the grace do not push that moment back)
+            if self._expected is None:
+                at = now + self.pacing.grace
+                self._expected = (MirrorPosition(event.report.epoch, event.report.generation),
+                                  at)
+                self._emit(Wake(at))
+            return
         self._note("info", f"epoch poll found drift ({drift.value}): local {self._where()}, "
                            f"sie-config epoch {event.report.epoch} (generation "
                            f"{event.report.generation or '-'})")
         if self.scope.can_resync:
             self._want_fetch(drift.value, now)
+
+    def _catches_up(self, report: EpochReport) -> bool:
+        """A worker behind sie-config's epoch whose bundle hash equals sie-config's holds exactly
+        its bundle at that epoch: the writes it did not hear were other bundles'. It takes the
+        epoch instead of fetching a snapshot it already has (the poll's twin of `_closes_gap`)."""
+        bundle = self.scope.bundle
+        assert bundle is not None
+        remote = report.bundle_config_hashes.get(bundle)
+        if not (remote and report.generation and report.generation == self.position.generation
+                and report.epoch > self.position.epoch
+                and remote == self.registry.bundle_config_hash(bundle)):
+            return False
+        self.position = MirrorPosition(report.epoch, report.generation)
+        self._streak = 0
+        self._publish()
+        return True
 
     # ---- fetching -----------------------------------------------------------------------------
     def _want_fetch(self, cause: str, now: float) -> None:
@@ -449,6 +483,15 @@ class MirrorProtocol:
     def _on_tick(self, now: float) -> None:
         if self.phase is Phase.OWED and now >= self._due:
             self._start_fetch(now)
+        if self._expected is not None and now >= self._expected[1]:
+            expected, _at = self._expected
+            self._expected = None
+            if not self.syncing and (self.position.generation != expected.generation
+                                     or self.position.epoch < expected.epoch):
+                self._note("info", f"sie-config was at epoch {expected.epoch}; still at local "
+                                   f"{self._where()}: resyncing")
+                if self.scope.can_resync:
+                    self._want_fetch(Drift.EPOCH_AHEAD.value, now)
 
     def _start_fetch(self, now: float) -> None:
         for item in self._buffer:

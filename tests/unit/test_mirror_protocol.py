@@ -89,3 +89,53 @@ def test_bundle_hash_mismatch_at_equal_epoch_is_drift():
     actions = protocol.step(EpochObserved(source.report(), protocol.position), 5.0)
     [fetch] = [a for a in actions if isinstance(a, Fetch)]
     assert fetch.cause in ("bundles_hash", "bundle_config_hash")
+
+
+def test_a_routine_poll_ahead_of_us_waits_for_deltas_in_flight_a_reconnect_poll_does_not():
+    protocol, source = booted()
+    late = source.write(False)                 # published, not yet delivered
+    held = protocol.position
+    actions = protocol.step(EpochObserved(source.report(), held, "timer"), 1.0)
+    assert not [a for a in actions if isinstance(a, Fetch)]
+    [wake] = [a for a in actions if isinstance(a, Wake)]
+    for payload in late:
+        protocol.step(DeltaReceived(payload), 1.1)  # the delta was only late
+    assert not [a for a in protocol.step(Tick(), wake.at) if isinstance(a, Fetch)]
+    assert protocol.position.epoch == source.epoch
+
+    source.write(False)                        # this one is lost
+    actions = protocol.step(EpochObserved(source.report(), protocol.position, "timer"), 5.0)
+    [wake] = [a for a in actions if isinstance(a, Wake)]
+    [fetch] = [a for a in protocol.step(Tick(), wake.at) if isinstance(a, Fetch)]
+    assert fetch.cause == "epoch_ahead"
+    protocol.step(SnapshotFetched(fetch.round, source.snapshot(None)), wake.at)
+
+    source.write(False)                        # lost while NATS was away
+    actions = protocol.step(EpochObserved(source.report(), protocol.position, "reconnect"), 20.0)
+    assert [a.cause for a in actions if isinstance(a, Fetch)] == ["epoch_ahead"]
+
+
+def test_a_worker_behind_only_by_other_bundles_writes_takes_the_epoch_without_a_fetch():
+    protocol, source = booted("default")
+    source.write(True)                          # other bundles' writes: not on our subject
+    source.write(True)
+    actions = protocol.step(EpochObserved(source.report(), protocol.position, "reconnect"), 1.0)
+    assert not [a for a in actions if isinstance(a, Fetch)]
+    assert protocol.position.epoch == source.epoch
+    source.write(False)                         # one of ours, missed: the hash differs
+    actions = protocol.step(EpochObserved(source.report(), protocol.position, "reconnect"), 2.0)
+    assert [a.cause for a in actions if isinstance(a, Fetch)] == ["epoch_ahead"]
+
+
+def test_polls_more_frequent_than_the_grace_do_not_postpone_the_fetch():
+    protocol, source = booted()
+    source.write(False)                         # lost
+    wakes = []
+    for i in range(5):                          # a poll every 0.3 s, grace 0.5 s
+        now = 1.0 + 0.3 * i
+        actions = protocol.step(Tick(), now)
+        if any(isinstance(a, Fetch) for a in actions):
+            break
+        actions = protocol.step(EpochObserved(source.report(), protocol.position), now)
+        wakes += [a.at for a in actions if isinstance(a, Wake)]
+    assert any(isinstance(a, Fetch) for a in actions) and wakes == [1.5]

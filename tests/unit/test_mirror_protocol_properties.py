@@ -166,7 +166,8 @@ class Driver:
                 self.polls.append((self.source.report(), self.protocol.position))
             else:
                 report, held = self.polls.pop(0)
-                self.feed(EpochObserved(report, held))
+                self.feed(EpochObserved(report, held, "timer" if len(self.polls) % 2 else
+                                        "reconnect"))
         elif op == "reconnect":
             self.feed(Reconnected())
         elif op == "restart_source":
@@ -190,7 +191,7 @@ class Driver:
             if not self.protocol.syncing:
                 before = self.fetches
                 self.feed(EpochObserved(self.source.report(), self.protocol.position))
-                if self.fetches == before and not self.protocol.syncing:
+                if self.fetches == before and not self.protocol.syncing and not self.wakes:
                     return
         raise AssertionError("the mirror never settled")
 
