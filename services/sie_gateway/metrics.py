@@ -21,9 +21,6 @@ class GatewayMetrics(ServiceMetrics):
         self.resyncs = self.counter("config_resyncs", "Full resyncs from sie-config by cause",
                                     ("cause",))
         self.poll_failures = self.counter("config_epoch_poll_failures", "Failed epoch polls")
-        self.snapshot_hash_mismatches = self.counter(
-            "config_snapshot_hash_mismatches",
-            "Snapshots whose hash this gateway computed differently from sie-config")
         self.nats_connected = self.gauge("nats_connected", "1 while connected to NATS")
         self.models = self.gauge("config_models", "Models in this gateway's registry")
         self.workers = self.gauge("workers", "Known workers by health", ("status",))
