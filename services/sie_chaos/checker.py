@@ -52,7 +52,7 @@ class Verdict:
                 "counts": self.counts, "convergence": self.convergence,
                 "final_convergence_s": self.final_convergence,
                 "violation_count": len(self.violations),
-                "violations": self.violations[:max_violations]}
+                "violations": self.violations[:max_violations], **self.extra}
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -80,9 +80,12 @@ def check(events: Iterable[dict]) -> Verdict:
     violations: list[dict] = []
     convergence: dict[str, list[float | None]] = defaultdict(list)
     faults: dict[str, int] = defaultdict(int)
+    exports: dict | None = None
     for event in events:
         kind = event.get("type")
-        if kind == "invoke":
+        if kind == "exports":
+            exports = {k: v for k, v in event.items() if k not in ("type", "t")}
+        elif kind == "invoke":
             invokes[event["op"]] = event
         elif kind == "complete":
             outcomes[event["op"]] = event["outcome"]
@@ -148,7 +151,8 @@ def check(events: Iterable[dict]) -> Verdict:
                           "unconverged": len(seconds) - len(done)}
     return Verdict(counts, violations, per_kind,
                    final_convergence=(final or {}).get("converged_after"),
-                   seed=run.get("seed"), duration=run.get("duration"))
+                   seed=run.get("seed"), duration=run.get("duration"),
+                   extra={"exports": exports} if exports is not None else {})
 
 
 def _judge_final(final: dict, invokes: dict[int, dict], outcomes: dict[int, str],
@@ -259,7 +263,15 @@ def _judge_restart(final: dict, restarted: dict) -> list[dict]:
 
 def epoch_regressions(events: Iterable[dict]) -> list[dict]:
     """Every observation of a node whose epoch is below the highest it reported earlier in the
-    same generation (a node that has no generation yet is not judged)."""
+    same generation (a node that has no generation yet is not judged).
+
+    An epoch the nemesis forged (`epoch + 1` under the trusted id, see `sie_chaos.forger`) is
+    never taken as a high mark: a replica that applied the forgery and healed back to sie-config
+    did right. (That epoch is soon written for real, so this blinds the check to very little.)
+    """
+    events = list(events)
+    forged = {(g, e) for event in events if event.get("type") == "forged"
+              for g, e in event.get("epochs") or ()}
     highest: dict[tuple[str, str], tuple[int, float]] = {}
     found = []
     for event in events:
@@ -275,6 +287,6 @@ def epoch_regressions(events: Iterable[dict]) -> list[dict]:
             found.append({"kind": "epoch_regression", "node": event["node"],
                           "generation": generation, "epoch": epoch, "previous": best[0],
                           "previous_at": best[1], "at": event.get("t")})
-        if best is None or epoch > best[0]:
+        if (best is None or epoch > best[0]) and (generation, epoch) not in forged:
             highest[key] = (epoch, event.get("t"))
     return found

@@ -16,6 +16,7 @@ have deadlines, and every HTTP request has a timeout.
 
 from __future__ import annotations
 
+import random
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,9 @@ from sie_actors.seed import load_bundles
 from sie_cluster.runner import ClusterRunner
 from sie_cluster.topology import ClusterPlan, plan_cluster
 
+from sie_chaos.exports import ExportMeter
+from sie_chaos.exports import record as record_exports
+from sie_chaos.forger import forge_for
 from sie_chaos.history import History
 from sie_chaos.nemesis import HealFailed, Nemesis, ScheduleSettings, plan_schedule, restore_store
 from sie_chaos.observer import (Observer, Targets, convergence_problems, models_of, not_acked)
@@ -110,12 +114,21 @@ async def _session(options: ChaosOptions, history: History, say, runner: Cluster
     observer = Observer(targets, history)
     workload = Workload(targets.config, history, options.workload,
                         bundle_adapters(load_bundles(bundles_dir)), seed=options.seed)
+    bundles = sorted({bundle for _url, bundle in targets.workers.values()})
+
+    def forge(fault):
+        return forge_for(fault.duration, nats_url=runner.plan.nats_url, config_url=targets.config,
+                         bundles=bundles, history=history, fault=fault.index,
+                         rng=random.Random(f"sie-chaos-forge:{options.seed}:{fault.index}"))
+
     nemesis = Nemesis(runner, history, schedule, store_dir=store_dir,
                       busy=lambda: workload.inflight > 0,
                       converged=lambda fault: observer.wait_caught_up(options.converge_cap),
-                      report=say, settings=options.schedule)
+                      report=say, forge=forge, settings=options.schedule)
+    meter = ExportMeter(targets.config)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(observer.run)
+        nursery.start_soon(meter.run)
         await observer.next_probe()
         workload_scope = trio.CancelScope()
         workload_done = trio.Event()
@@ -147,6 +160,10 @@ async def _session(options: ChaosOptions, history: History, say, runner: Cluster
         say("outcomes: " + ", ".join(f"{k} {v}" for k, v in workload.outcomes.items()))
         final = await final_observations(observer, targets, options.converge_timeout, history)
         history.record("final", **final)
+        exports = record_exports(history, meter)
+        say(f"sie-config exports (bootstraps and resyncs): {exports['total']} in "
+            f"{exports.get('minutes', 0)} min, {exports['per_minute']}/min, "
+            f"worst minute {exports['peak_per_minute']}")
         say("final: " + ("converged in %.2fs" % final["converged_after"]
                          if final["converged_after"] is not None
                          else f"NOT converged: {final['problems'][:5]}"))

@@ -9,6 +9,9 @@ Fault kinds, each held for a few seconds and then healed:
     worker_kill    SIGKILL one worker, restart it
     store_fail     the store's `models/` directory replaced by a regular file (every model write
                    fails, even as root), then put back
+    forged_deltas  garbage and forged deltas on NATS under the trusted producer id (far-future
+                   and `epoch+1` models, another generation, malformed JSON and YAML; see
+                   `sie_chaos.forger`), published for the length of the fault
 
 The schedule is a pure function of the seed and the duration: rounds of every kind in a shuffled
 order, at least `min_rounds` of them, with durations and quiet gaps drawn from the seed and
@@ -33,7 +36,7 @@ import trio
 from sie_chaos.history import History
 
 FAULT_KINDS = ("nats_kill", "nats_pause", "config_kill", "gateway_kill", "worker_kill",
-               "store_fail")
+               "store_fail", "forged_deltas")
 STORE_AWAY_SUFFIX = ".chaos-away"
 
 
@@ -100,6 +103,7 @@ def plan_schedule(seed: int, duration: float, *, config: str, nats: str,
     durations, gaps = _fit(durations, gaps, budget, settings)
     targets = {"nats_kill": lambda: nats, "nats_pause": lambda: nats,
                "config_kill": lambda: config, "store_fail": lambda: "store",
+               "forged_deltas": lambda: nats,
                "gateway_kill": lambda: rng.choice(list(gateways)),
                "worker_kill": lambda: rng.choice(list(workers))}
     faults, at = [], settings.warmup
@@ -134,6 +138,7 @@ class Nemesis:
                  store_dir: Path, busy: Callable[[], bool],
                  converged: Callable[[Fault], Awaitable[float | None]],
                  report: Callable[[str], None] = print,
+                 forge: Callable[[Fault], Awaitable[object]] | None = None,
                  settings: ScheduleSettings = ScheduleSettings()) -> None:
         self.runner = runner
         self.history = history
@@ -142,6 +147,7 @@ class Nemesis:
         self.busy = busy
         self.converged = converged
         self.report = report
+        self.forge = forge
         self.settings = settings
 
     async def run(self, started_at: float) -> None:
@@ -162,8 +168,12 @@ class Nemesis:
         self.report(f"  fault #{fault.index:<3} {fault.kind:<13} {fault.target:<24} "
                     f"for {fault.duration:.1f}s")
         try:
-            await self.inject(fault)
-            await trio.sleep(fault.duration)
+            if fault.kind == "forged_deltas":
+                if self.forge is not None:
+                    await self.forge(fault)  # publishing for its duration is the fault
+            else:
+                await self.inject(fault)
+                await trio.sleep(fault.duration)
         finally:
             with trio.CancelScope(shield=True):
                 await self.heal(fault)
@@ -187,6 +197,8 @@ class Nemesis:
 
     async def heal(self, fault: Fault) -> None:
         try:
+            if fault.kind == "forged_deltas":
+                return  # nothing to undo: the mirrors must heal themselves
             if fault.kind == "store_fail":
                 restore_store(self.store_dir)
             elif fault.kind == "nats_pause":

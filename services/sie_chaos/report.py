@@ -32,6 +32,13 @@ def render(verdict: Verdict, max_violations: int = 20) -> str:
                  seconds(verdict.final_convergence), ""])
     parts.append(markdown_table(["fault kind", "faults", "convergence p50", "max",
                                  "not converged in time"], rows))
+    exports = verdict.extra.get("exports")
+    if exports:
+        parts.append(f"sie-config export requests (bootstraps and resyncs of gateways and "
+                     f"workers): {exports.get('total')} in {exports.get('minutes')} min = "
+                     f"{exports.get('per_minute')}/min; worst minute "
+                     f"{exports.get('peak_per_minute')} (full {exports.get('full')}, "
+                     f"bundle {exports.get('bundle')})")
     if verdict.ok:
         parts.append(f"OK: no violations (seed {verdict.seed}, duration {verdict.duration}s).")
     else:

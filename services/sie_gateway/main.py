@@ -5,16 +5,21 @@ Supervision tree:
     sie-gateway (Supervisor)
       nats        NatsLink.run                  (with SIE_NATS_URL)
       mirror      RegistryMirrorActor           owns the registry mirror
-      deltas      pump: _all subject -> mirror  (with SIE_NATS_URL)
+      deltas      delta_feed: _all -> mirror    (with SIE_NATS_URL)
       poller      EpochPollerActor              (with SIE_CONFIG_SERVICE_URL)
-      workers     WorkerDirectoryActor          one WebSocket session per worker
-      announces   pump: announcements -> workers (with SIE_NATS_URL)
+      workers     WorkerDirectoryActor          starts and retires worker sessions
+        worker-session <url> (Supervisor)       one per worker
+          session WorkerSessionActor            its /ws/status stream
+      announces   subject_pump: announcements -> workers (with SIE_NATS_URL)
 
+The mirror and the poller are the shared ones of `sie_actors.actors.mirror` (a worker runs the
+same, scoped to its bundle); the gateway's are scoped to every bundle and the full export.
 The HTTP server runs beside the tree and reads the mirror cell and worker views.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from functools import partial
 
@@ -25,6 +30,8 @@ from sie_actors.domain.errors import DomainError
 from sie_actors.domain.registry import Registry
 from sie_actors.domain.sync import MirrorPosition
 from sie_actors.domain.worker_status import ANNOUNCE_SUBJECT, WorkerAnnouncement
+from sie_actors.actors.config_client import ConfigClient
+from sie_actors.actors.mirror import EpochPollerActor, delta_feed, subject_pump
 from sie_actors.http.app import create_app, serve_app
 from sie_actors.nats.link import NatsLink, NatsSettings
 from sie_actors.runtime import ActorRef, Mailbox, Supervisor, actor_child
@@ -33,8 +40,8 @@ from sie_actors.seed import load_seed
 
 from sie_gateway.fleet_feed import FleetWiring
 from sie_gateway.metrics import GatewayMetrics
-from sie_gateway.mirror import DeltaReceived, MirrorCell, MirrorState, RegistryMirrorActor
-from sie_gateway.poller import EpochPollerActor
+from sie_gateway.mirror import (GatewayMirrorMetrics, MirrorCell, MirrorState,
+                                RegistryMirrorActor)
 from sie_gateway.readiness import healthy_views, split_workers
 from sie_gateway.routes import mount
 from sie_gateway.settings import GatewaySettings
@@ -50,17 +57,6 @@ def seed_state(settings: GatewaySettings) -> MirrorState:
     else:
         registry = Registry.empty()
     return MirrorState(registry, MirrorPosition(0, ""), bootstrapped=False)
-
-
-def pump(link: NatsLink, subject: str, forward):
-    """A supervised child that moves one subject's messages into an actor's mailbox."""
-    async def run(*, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        messages = await link.subscribe(subject)
-        task_status.started()
-        async with messages:  # closing it on exit ends the subscription (no stale twin)
-            async for raw in messages:
-                await forward(raw)
-    return run
 
 
 def announcements_to(workers: ActorRef):
@@ -97,6 +93,13 @@ async def run_service(settings: GatewaySettings, shutdown: trio.Event, *,
     metrics.refreshers.append(refresh_worker_gauges)
 
     fleet = FleetWiring(settings, cell, directory, metrics, nats_configured=bool(settings.nats_url))
+    async with contextlib.AsyncExitStack() as stack:
+        await _run_tree(settings, shutdown, metrics, cell, directory, fleet, stack, task_status)
+
+
+async def _run_tree(settings: GatewaySettings, shutdown: trio.Event, metrics: GatewayMetrics,
+                    cell: MirrorCell, directory: WorkerDirectory, fleet: FleetWiring,
+                    stack: contextlib.AsyncExitStack, task_status) -> None:
     children: list[ChildSpec] = []
     link = None
     if settings.nats_url:
@@ -105,29 +108,31 @@ async def run_service(settings: GatewaySettings, shutdown: trio.Event, *,
                         on_state_change=lambda up: metrics.nats_connected.set(1 if up else 0))
         children.append(ChildSpec("nats", link.run))
 
-    mirror_box = Mailbox(name="mirror")
-    children.append(actor_child("mirror", mirror_box, lambda box: RegistryMirrorActor(
-        cell, config_url=settings.config_url, token=settings.outbound_token,
-        trusted=settings.trusted_producers, timeout=settings.bootstrap_timeout,
-        metrics=metrics, mailbox=box)))
-    if link is not None:
-        async def to_mirror(raw: bytes) -> None:
-            await mirror_box.ref.tell(DeltaReceived(raw))
-        children.append(ChildSpec("deltas", pump(link, ALL_SUBJECT, to_mirror)))
+    client = None
     if settings.config_url:
-        reconnects = link.reconnect_events() if link is not None else None
-        poller_box = Mailbox(name="poller")
+        client = await stack.enter_async_context(ConfigClient(
+            settings.config_url, settings.outbound_token, settings.bootstrap_timeout))
+    mirror_box = Mailbox(name="mirror")
+    poller_box = Mailbox(name="poller") if client is not None else None
+    reconnects = link.reconnect_events() if link is not None and client is not None else None
+    children.append(actor_child("mirror", mirror_box, lambda box: RegistryMirrorActor(
+        cell, client=client, trusted=settings.trusted_producers, metrics=metrics,
+        poller=poller_box.ref if poller_box is not None else None, reconnects=reconnects,
+        mailbox=box)))
+    if link is not None:
+        children.append(ChildSpec("deltas", delta_feed(link, ALL_SUBJECT, mirror_box.ref)))
+    if client is not None:
         children.append(actor_child("poller", poller_box, lambda box: EpochPollerActor(
-            fleet.tap(mirror_box.ref), config_url=settings.config_url,
-            token=settings.outbound_token, interval=settings.poll_interval, reconnects=reconnects,
-            metrics=metrics, mailbox=box)))
+            fleet.tap(mirror_box.ref), client, position=lambda: cell.current.position,
+            interval=settings.poll_interval, metrics=GatewayMirrorMetrics(metrics),
+            mailbox=box)))
     workers_box = Mailbox(name="workers")
     children.append(actor_child("workers", workers_box, lambda box: WorkerDirectoryActor(
         directory, static_urls=settings.workers, heartbeat_timeout=settings.heartbeat_timeout,
         grace=settings.announce_grace, mailbox=box)))
     if link is not None:
-        children.append(ChildSpec("announces", pump(link, ANNOUNCE_SUBJECT,
-                                                    announcements_to(workers_box.ref))))
+        children.append(ChildSpec("announces", subject_pump(
+            link, ANNOUNCE_SUBJECT, announcements_to(workers_box.ref))))
     children += fleet.children
     supervisor = Supervisor("sie-gateway", children, max_restarts=20, window=60.0)
 

@@ -1,7 +1,12 @@
 """Worker sessions: one WebSocket per worker, and the directory that starts and retires them.
 
 The gateway dials `ws://<worker>/ws/status` (the original's direction) and keeps, per worker, the
-last status frame and when it came. Each `WorkerSession` is the only writer of its own `view`;
+last status frame and when it came. Each worker has a `WorkerSessionActor` (the design's name)
+that streams its frames; a stream that ends crashes the actor, and the session's `Supervisor`
+dials again with its backoff, like every other actor of the gateway. A worker that announces
+itself while its session waits out that backoff is dialled at once (`Supervisor.restart_now`):
+a restarted worker announces as soon as it serves, and need not wait for the gateway's backoff.
+The `WorkerSession` holds what outlives an incarnation; its actor is the only writer of `view`;
 HTTP handlers only read views. Health is computed at read time from the frame's `ready` flag and
 its age, so a silent worker stops being eligible exactly `heartbeat_timeout` after its last frame
 with no sweeper task, and a `ready: false` frame demotes at once (CONTRACT §2 item 11).
@@ -15,14 +20,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 import trio
 import trio_websocket
 
 from sie_actors.domain.errors import DomainError
 from sie_actors.domain.worker_status import WorkerAnnouncement, WorkerStatus, status_ws_url
-from sie_actors.runtime import Actor, Backoff
+from sie_actors.runtime import Actor, Backoff, Mailbox, Supervisor, actor_child
 
 log = logging.getLogger("sie_gateway.workers")
 
@@ -43,9 +48,23 @@ class WorkerView:
                 and now - self.received_at <= heartbeat_timeout)
 
 
+class SessionLost(Exception):
+    """The status stream of a worker ended; the session's supervisor dials again."""
+
+
+# A session retries at its backoff's pace for as long as the worker is known: escalating would
+# restart nothing better. The backoff starts over once a stream stayed up for HEALTHY_AFTER_S.
+SESSION_RESTARTS_PER_WINDOW = 1_000_000
+HEALTHY_AFTER_S = 2.0
+
+
 class WorkerSession:
+    """What outlives an incarnation of a worker's session actor: its URL, view and supervisor."""
+
     def __init__(self, url: str, *, static: bool, heartbeat_timeout: float,
-                 connect_timeout: float = 5.0) -> None:
+                 connect_timeout: float = 5.0,
+                 backoff: Callable[[], Backoff] = lambda: Backoff(initial=0.1, maximum=5.0)
+                 ) -> None:
         self.url = url
         self.static = static
         self.heartbeat_timeout = heartbeat_timeout
@@ -54,39 +73,59 @@ class WorkerSession:
         self.last_announced = trio.current_time()
         self.frames = 0
         self.cancel_scope = trio.CancelScope()
+        mailbox = Mailbox(name=f"session {url}")
+        self.supervisor = Supervisor(
+            f"worker-session {url}",
+            [actor_child("session", mailbox, lambda box: WorkerSessionActor(self, mailbox=box))],
+            max_restarts=SESSION_RESTARTS_PER_WINDOW, window=60.0,
+            healthy_after=HEALTHY_AFTER_S,
+            backoff_factory=backoff)
 
     async def run(self) -> None:
-        backoff = Backoff(initial=0.1, maximum=5.0)
         with self.cancel_scope:
-            while True:
-                try:
-                    await self._stream()
-                    backoff.reset()
-                except (OSError, trio_websocket.HandshakeError,
-                        trio_websocket.ConnectionClosed, trio.TooSlowError) as exc:
-                    log.debug("worker %s stream ended: %r", self.url, exc)
-                finally:
-                    self.view = WorkerView(self.url, self.view.status, self.view.received_at,
-                                           False)
-                await trio.sleep(backoff.next_delay())
+            await self.supervisor.run()
+
+    def dial_now(self) -> bool:
+        """A sign of life from the worker: if the session waits to redial, redial at once."""
+        return self.supervisor.restart_now("session")
+
+
+class WorkerSessionActor(Actor):
+    def __init__(self, session: WorkerSession, *, mailbox: Mailbox) -> None:
+        super().__init__(mailbox=mailbox, name=mailbox.name)
+        self.session = session
+
+    async def background(self, nursery: trio.Nursery) -> None:
+        nursery.start_soon(self._stream)
+
+    async def handle(self, message) -> object:
+        raise TypeError(f"worker session: unexpected message {message!r}")
 
     async def _stream(self) -> None:
-        async with trio_websocket.open_websocket_url(
-                status_ws_url(self.url), connect_timeout=self.connect_timeout,
-                disconnect_timeout=1.0, message_queue_size=4) as ws:
-            log.info("worker %s connected", self.url)
-            while True:
-                # A worker sends a heartbeat frame every second; silence this long means the
-                # connection is dead even if TCP has not noticed.
-                with trio.fail_after(self.heartbeat_timeout):
-                    message = await ws.get_message()
-                try:
-                    status = WorkerStatus.parse(message)
-                except DomainError as exc:
-                    log.warning("worker %s sent a bad frame: %s", self.url, exc.message)
-                    continue
-                self.frames += 1
-                self.view = WorkerView(self.url, status, trio.current_time(), True)
+        session = self.session
+        try:
+            async with trio_websocket.open_websocket_url(
+                    status_ws_url(session.url), connect_timeout=session.connect_timeout,
+                    disconnect_timeout=1.0, message_queue_size=4) as ws:
+                log.info("worker %s connected", session.url)
+                while True:
+                    # A worker sends a heartbeat frame every second; silence this long means
+                    # the connection is dead even if TCP has not noticed.
+                    with trio.fail_after(session.heartbeat_timeout):
+                        message = await ws.get_message()
+                    try:
+                        status = WorkerStatus.parse(message)
+                    except DomainError as exc:
+                        log.warning("worker %s sent a bad frame: %s", session.url, exc.message)
+                        continue
+                    session.frames += 1
+                    session.view = WorkerView(session.url, status, trio.current_time(), True)
+        except (OSError, trio_websocket.HandshakeError, trio_websocket.ConnectionClosed,
+                trio.TooSlowError) as exc:
+            raise SessionLost(f"worker {session.url}: {exc!r}") from None
+        finally:
+            session.view = WorkerView(session.url, session.view.status,
+                                      session.view.received_at, False)
 
 
 class WorkerDirectory:
@@ -108,8 +147,10 @@ class WorkerDirectoryActor(Actor):
     """Starts a session per known worker URL and forgets announced workers that went away."""
 
     def __init__(self, directory: WorkerDirectory, *, static_urls: tuple[str, ...],
-                 heartbeat_timeout: float, grace: float, mailbox=None) -> None:
+                 heartbeat_timeout: float, grace: float, mailbox=None,
+                 session_backoff: Callable[[], Backoff] | None = None) -> None:
         super().__init__(mailbox=mailbox, name="workers")
+        self.session_backoff = session_backoff
         self.directory = directory
         self.static_urls = static_urls
         self.heartbeat_timeout = heartbeat_timeout
@@ -130,6 +171,8 @@ class WorkerDirectoryActor(Actor):
             known = self._by_url.get(url)
             if known is not None:
                 known.last_announced = trio.current_time()
+                if not known.view.connected and known.dial_now():
+                    log.info("worker %s announced itself: dialling at once", url)
                 return None
             log.info("worker %s (%s) announced itself", url, message.announcement.name)
             self._add(url, static=False)
@@ -140,7 +183,9 @@ class WorkerDirectoryActor(Actor):
         return None
 
     def _add(self, url: str, *, static: bool) -> None:
-        session = WorkerSession(url, static=static, heartbeat_timeout=self.heartbeat_timeout)
+        extra = {"backoff": self.session_backoff} if self.session_backoff is not None else {}
+        session = WorkerSession(url, static=static, heartbeat_timeout=self.heartbeat_timeout,
+                                **extra)
         self._by_url[url] = session
         self.directory.sessions = self.directory.sessions + (session,)
         self._nursery.start_soon(session.run)

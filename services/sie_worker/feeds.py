@@ -1,11 +1,8 @@
-"""The worker's supervised loops around the BundleConfigActor.
+"""The worker's announcement on NATS: ``sie.workers.announce`` every few seconds and right
+after each (re)connect, with the URL gateways should dial (known once hypercorn has bound).
 
-* :class:`DeltaPump`: ``sie.config.models.{bundle}`` → trust and shape checks → the actor;
-* :class:`EpochPoller`: sie-config's epoch, at once after each NATS (re)connect and on a timer;
-* :class:`Announcer`: ``sie.workers.announce`` every few seconds and right after each connect.
-
-Each is a ``run(task_status=...)`` for a ChildSpec. They keep no registry state; what must
-survive a restart (the NATS subscription channel) is created once and reused.
+:class:`Announcer` is a ``run(task_status=...)`` for a ChildSpec and keeps no state. (The config
+deltas and the epoch poll are the shared mirror's: see ``sie_worker.mirror``.)
 """
 
 from __future__ import annotations
@@ -14,15 +11,10 @@ import logging
 
 import trio
 
-from sie_actors.domain.delta import ConfigDelta, bundle_subject, is_trusted_producer
-from sie_actors.domain.errors import DomainError
 from sie_actors.domain.worker_status import ANNOUNCE_SUBJECT, WorkerAnnouncement
 from sie_actors.nats.link import NatsLink
-from sie_actors.runtime import ActorRef, Backoff
 
-from sie_worker.config_actor import DeltaArrived, EpochObserved
 from sie_worker.metrics import WorkerMetrics
-from sie_worker.source import ConfigSource, FetchError
 
 log = logging.getLogger("sie_worker.feeds")
 
@@ -34,80 +26,6 @@ def drain(receive: trio.MemoryReceiveChannel) -> None:
             receive.receive_nowait()
         except (trio.WouldBlock, trio.EndOfChannel):
             return
-
-
-class DeltaPump:
-    def __init__(self, link: NatsLink, bundle: str, actor: ActorRef,
-                 trusted: tuple[str, ...], metrics: WorkerMetrics) -> None:
-        self.link = link
-        self.subject = bundle_subject(bundle)
-        self.actor = actor
-        self.trusted = trusted
-        self.metrics = metrics
-        self._receive: trio.MemoryReceiveChannel[bytes] | None = None
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        if self._receive is None:  # one subscription for the process, kept across restarts
-            self._receive = await self.link.subscribe(self.subject)
-        task_status.started()
-        while True:
-            raw = await self._receive.receive()
-            try:
-                delta = ConfigDelta.from_json(raw)
-            except DomainError as exc:
-                self.metrics.deltas.labels("invalid").inc()
-                log.warning("dropping malformed delta on %s: %s", self.subject, exc.message)
-                continue
-            if not is_trusted_producer(delta.router_id, self.trusted):
-                self.metrics.deltas.labels("untrusted").inc()
-                log.warning("dropping delta epoch %d from untrusted producer %r",
-                            delta.epoch, delta.router_id)
-                continue
-            await self.actor.tell(DeltaArrived(delta))
-
-
-class EpochPoller:
-    """Asks sie-config for its epoch and tells the actor; the actor judges drift."""
-
-    def __init__(self, source: ConfigSource, actor: ActorRef, interval: float,
-                 reconnects: trio.MemoryReceiveChannel[int] | None,
-                 metrics: WorkerMetrics) -> None:
-        self.source = source
-        self.actor = actor
-        self.interval = interval
-        self.reconnects = reconnects
-        self.metrics = metrics
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        retry = Backoff(initial=0.2, maximum=min(2.0, self.interval))
-        next_at = trio.current_time() + self.interval
-        pending_trigger: str | None = None
-        while True:
-            trigger = pending_trigger or "timer"
-            with trio.move_on_at(next_at):
-                if self.reconnects is None:
-                    await trio.sleep_forever()
-                else:
-                    await self.reconnects.receive()
-                    drain(self.reconnects)
-                    trigger = "reconnect"
-            next_at = trio.current_time() + self.interval
-            try:
-                info = await self.source.fetch_epoch()
-            except FetchError as exc:
-                self.metrics.epoch_polls.labels(trigger, exc.reason).inc()
-                log.info("epoch check (%s) failed: %s", trigger, exc.message)
-                if trigger == "reconnect":
-                    # the check after a reconnect matters: retry soon rather than at the
-                    # next timer tick
-                    pending_trigger = trigger
-                    next_at = min(next_at, trio.current_time() + retry.next_delay())
-                continue
-            retry.reset()
-            pending_trigger = None
-            self.metrics.epoch_polls.labels(trigger, "ok").inc()
-            await self.actor.tell(EpochObserved(info, trigger))
 
 
 class AdvertisedUrl:

@@ -4,15 +4,18 @@ Supervision tree:
 
     sie-worker (Supervisor)
       nats           NatsLink.run          (only with SIE_NATS_URL)
-      bundle-config  BundleConfigActor     (owns registry, epoch, readiness; fetches snapshots)
-      deltas         DeltaPump             (only with SIE_NATS_URL)
-      epoch-poller   EpochPoller           (only with SIE_CONFIG_SERVICE_URL)
+      bundle-config  MirrorActor           (owns registry, epoch, readiness; fetches snapshots)
+      deltas         delta_feed            (only with SIE_NATS_URL)
+      epoch-poller   EpochPollerActor      (only with SIE_CONFIG_SERVICE_URL)
+
+The mirror and the poller are the shared ones of ``sie_actors.actors.mirror`` (a gateway runs
+the same), scoped here to this worker's bundle and its bundle export.
       announcer      Announcer             (only with SIE_NATS_URL)
 
 HTTP (``/healthz``, ``/readyz``, ``/metrics``, ``/v1/worker/status``, ``/ws/status``) runs
 beside the tree on the same host:port and only reads the published WorkerView.
 
-Graceful stop: ``shutdown`` set → the actor publishes a not-ready view → every status stream
+Graceful stop: ``shutdown`` set → a not-ready view is published → every status stream
 pushes its ``ready: false`` frame and closes → hypercorn stops → the tree is cancelled.
 """
 
@@ -23,21 +26,22 @@ import logging
 from functools import partial
 from urllib.parse import urlsplit
 
-import httpx
 import trio
 
+from sie_actors.actors.config_client import ConfigClient
+from sie_actors.actors.mirror import EpochPollerActor, delta_feed
+from sie_actors.domain.delta import bundle_subject
+from sie_actors.domain.mirror_protocol import Pacing
 from sie_actors.http.app import create_app, serve_app
-from sie_actors.http.auth import auth_headers
 from sie_actors.nats.link import NatsLink, NatsSettings
-from sie_actors.runtime import ActorError, ChildSpec, Mailbox, Supervisor, actor_child
+from sie_actors.runtime import ChildSpec, Mailbox, Supervisor, actor_child
 
 from sie_worker.catalog import WorkerCatalog, load_catalog
-from sie_worker.config_actor import BundleConfigActor, ShutDown
-from sie_worker.feeds import AdvertisedUrl, Announcer, DeltaPump, EpochPoller
+from sie_worker.feeds import AdvertisedUrl, Announcer
 from sie_worker.metrics import WorkerMetrics
+from sie_worker.mirror import WorkerMirrorMetrics, WorkerViews, bundle_mirror, bundle_source
 from sie_worker.routes import StreamTracker, mount
 from sie_worker.settings import WorkerSettings, advertise_url
-from sie_worker.source import ConfigSource
 from sie_worker.view import Identity, ViewCell, WorkerView
 
 log = logging.getLogger("sie_worker")
@@ -66,13 +70,11 @@ async def run_service(settings: WorkerSettings, shutdown: trio.Event, *,
     advertised = AdvertisedUrl()
 
     async with contextlib.AsyncExitStack() as stack:
-        source = None
+        client = None
         if settings.config_url:
-            client = await stack.enter_async_context(httpx.AsyncClient(
-                headers=auth_headers(settings.token),
-                timeout=httpx.Timeout(settings.http_timeout_s, connect=min(
-                    2.0, settings.http_timeout_s))))
-            source = ConfigSource(client, settings.config_url, settings.bundle)
+            client = await stack.enter_async_context(ConfigClient(
+                settings.config_url, settings.token, settings.http_timeout_s))
+        views = WorkerViews(cell, metrics, has_source=client is not None)
 
         children: list[ChildSpec] = []
         link = None
@@ -82,18 +84,22 @@ async def run_service(settings: WorkerSettings, shutdown: trio.Event, *,
                             on_state_change=lambda up: metrics.nats_connected.set(1 if up else 0))
             children.append(ChildSpec("nats", link.run))
         config_box = Mailbox(name="bundle-config")
-        children.append(actor_child("bundle-config", config_box, lambda box: BundleConfigActor(
-            cell, local_bundles=catalog.bundles, source=source, metrics=metrics,
-            backoff_initial=settings.bootstrap_backoff_initial_s,
-            backoff_max=settings.bootstrap_backoff_max_s, mailbox=box)))
+        poller_box = Mailbox(name="epoch-poller") if client is not None else None
+        reconnects = link.reconnect_events() if link is not None and client is not None else None
+        children.append(actor_child("bundle-config", config_box, lambda box: bundle_mirror(
+            views, bundle=settings.bundle,
+            source=bundle_source(client, settings.bundle, catalog.bundles),
+            trusted=settings.trusted_producers, metrics=metrics,
+            pacing=Pacing(settings.bootstrap_backoff_initial_s, settings.bootstrap_backoff_max_s),
+            poller=poller_box.ref if poller_box is not None else None, reconnects=reconnects,
+            mailbox=box)))
         if link is not None:
-            pump = DeltaPump(link, settings.bundle, config_box.ref, settings.trusted_producers,
-                             metrics)
-            children.append(ChildSpec("deltas", pump.run))
-        if source is not None:
-            poller = EpochPoller(source, config_box.ref, settings.poll_s,
-                                 link.reconnect_events() if link is not None else None, metrics)
-            children.append(ChildSpec("epoch-poller", poller.run))
+            children.append(ChildSpec("deltas", delta_feed(link, bundle_subject(settings.bundle),
+                                                           config_box.ref)))
+        if client is not None:
+            children.append(actor_child("epoch-poller", poller_box, lambda box: EpochPollerActor(
+                config_box.ref, client, position=views.position, interval=settings.poll_s,
+                metrics=WorkerMirrorMetrics(metrics), mailbox=box)))
         if link is not None:
             announcer = Announcer(link, advertised, settings.name, settings.bundle,
                                   settings.announce_s, link.reconnect_events(), metrics)
@@ -108,7 +114,7 @@ async def run_service(settings: WorkerSettings, shutdown: trio.Event, *,
         http_stop = trio.Event()
         async with trio.open_nursery() as nursery:
             await nursery.start(supervisor.run)
-            nursery.start_soon(stop_gracefully, shutdown, http_stop, config_box, cell, tracker)
+            nursery.start_soon(stop_gracefully, shutdown, http_stop, views, tracker)
             async with trio.open_nursery() as http:
                 urls = await http.start(partial(serve_app, app, settings.host, settings.port,
                                                 http_stop))
@@ -121,17 +127,11 @@ async def run_service(settings: WorkerSettings, shutdown: trio.Event, *,
             nursery.cancel_scope.cancel()
 
 
-async def stop_gracefully(shutdown: trio.Event, http_stop: trio.Event, config_box: Mailbox,
-                          cell: ViewCell, tracker: StreamTracker) -> None:
+async def stop_gracefully(shutdown: trio.Event, http_stop: trio.Event, views: WorkerViews,
+                          tracker: StreamTracker) -> None:
     await shutdown.wait()
     log.info("shutting down: reporting not ready")
-    try:
-        await config_box.ref.ask(ShutDown(), timeout=2.0)
-    except ActorError as exc:
-        # The owner cannot answer (restarting or stuck): say not-ready on its behalf, since a
-        # stopping worker must never look eligible.
-        log.warning("config actor did not take the shutdown (%r); publishing it directly", exc)
-        cell.publish(cell.current.evolve(ready=False, closing=True))
+    views.close()  # a stopping worker must never look eligible, whatever the mirror does next
     with trio.move_on_after(STREAM_DRAIN_S):
         await tracker.wait_idle()
     http_stop.set()

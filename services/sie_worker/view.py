@@ -1,4 +1,4 @@
-"""What the BundleConfigActor publishes and everything else reads: one immutable WorkerView.
+"""What the worker's mirror publishes and everything else reads: one immutable WorkerView.
 
 The actor replaces ``ViewCell.current`` whole and wakes every waiter (the ``/ws/status``
 streams) at once, so a hash change reaches the gateways without polling (CONTRACT §2 item 12).

@@ -6,12 +6,12 @@ Only formatting and parsing; the clock, the epoch and the transport are the call
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import orjson
 import yaml
 
-from .bundle import Bundle
+from .bundle import Bundle, bundle_from_mapping
 from .errors import DomainError, ParseError
 from .jsonbytes import load_object
 from .model_config import parse_stored_model_yaml
@@ -186,3 +186,49 @@ def parse_export(body: bytes | str | Mapping[str, Any]) -> ExportSnapshot:
 def export_json_bytes(body: Mapping[str, Any]) -> bytes:
     """Serialize an export body (the write path guarantees every document is JSON-able)."""
     return orjson.dumps(body)
+
+
+# --------------------------------------------------------------------------- bundle export
+
+
+@dataclass(frozen=True)
+class BundleSnapshot:
+    """sie-config's bundle-scoped export (``/v1/configs/bundles/{bundle}/export``), parsed."""
+
+    epoch: int
+    generation: str
+    bundle: Bundle
+    bundle_config_hash: str
+    model_configs: tuple[dict[str, Any], ...]
+    skipped: tuple[tuple[str, str], ...] = ()
+
+
+def parse_bundle_snapshot(body: bytes | str | Mapping[str, Any], bundle: str) -> BundleSnapshot:
+    """Parse and check the snapshot; ``ParseError`` if it is not one for ``bundle``."""
+    obj = load_object(body, "bundle snapshot")
+    export = parse_export(obj)
+    raw_bundle = obj.get("bundle")
+    if not isinstance(raw_bundle, Mapping):
+        raise ParseError("bundle snapshot: 'bundle' must be an object")
+    parsed = bundle_from_mapping(dict(raw_bundle), bundle)
+    if parsed.name != bundle:
+        raise ParseError(f"bundle snapshot is for bundle {parsed.name!r}, not {bundle!r}")
+    expected = obj.get("bundle_config_hash", "")
+    if not isinstance(expected, str):
+        raise ParseError("bundle snapshot: 'bundle_config_hash' must be a string")
+    return BundleSnapshot(export.epoch, export.generation, parsed, expected,
+                          export.model_configs, export.skipped)
+
+
+def registry_from_bundle_snapshot(snapshot: BundleSnapshot,
+                                  local_bundles: Sequence[Bundle]) -> Registry:
+    """A worker's registry after a (re)bootstrap: the snapshot's bundle and models only.
+
+    sie-config is authoritative, so nothing of the seed's models survives. The other bundles
+    known locally are kept so that a later delta for a model spanning several bundles validates
+    here as it did on sie-config; they do not change this bundle's hash, whose fragments leave
+    out profiles of other bundles' adapters.
+    """
+    bundles = [b for b in local_bundles if b.name != snapshot.bundle.name]
+    bundles.append(snapshot.bundle)
+    return Registry.build(bundles, snapshot.model_configs).filter_to_bundle(snapshot.bundle.name)

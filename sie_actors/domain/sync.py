@@ -88,24 +88,33 @@ class Drift(enum.Enum):
     GENERATION = "generation"
     BUNDLES = "bundles_hash"
     BUNDLE_CONFIG = "bundle_config_hash"
+    MIRROR_AHEAD = "mirror_ahead"        # sie-config is behind an epoch we held before asking
 
 
 def judge_epoch(position: MirrorPosition, report: EpochReport, *,
                 own_bundles_hash: str | None = None,
-                own_bundle_hashes: Mapping[str, str] | None = None) -> Drift:
+                own_bundle_hashes: Mapping[str, str] | None = None,
+                held: MirrorPosition | None = None) -> Drift:
     """Compare our position with sie-config's report.
 
-    A report *behind* us within a known generation is a race, not drift: it left sie-config
-    before deltas we applied since (the epoch never goes back within a generation, CONTRACT §2
-    item 7). Hashes are compared only at equal epochs, for the same reason. `own_bundles_hash`
-    None skips the bundle-set check (a worker knows one bundle).
+    A report *behind* us within a known generation may be a race: it left sie-config before
+    deltas we applied since. `held` is where we stood when the question was sent: the epoch
+    never goes back within a generation (CONTRACT §2 item 7), so an answer behind *that* is no
+    race but proof that we hold something sie-config never wrote (a forged or corrupt delta),
+    and is drift like being behind. Hashes are compared only at equal epochs, for the same
+    reason. `own_bundles_hash` None skips the bundle-set check (a worker knows one bundle).
     """
     if report.generation and report.generation != position.generation:
         return Drift.GENERATION
     if report.epoch > position.epoch:
         return Drift.EPOCH_AHEAD
     if report.epoch < position.epoch:
-        return Drift.NONE if report.generation else Drift.EPOCH_BEHIND
+        if not report.generation:
+            return Drift.EPOCH_BEHIND
+        if (held is not None and held.generation == report.generation
+                and report.epoch < held.epoch):
+            return Drift.MIRROR_AHEAD
+        return Drift.NONE
     if (own_bundles_hash is not None and report.bundles_hash
             and report.bundles_hash != own_bundles_hash):
         return Drift.BUNDLES

@@ -18,6 +18,8 @@ Policy, chosen to match Erlang/OTP's one-for-one strategy:
   root, lets the process die).
 * The backoff of a child is reset once an incarnation has run for ``healthy_after`` seconds
   (default: ``window``), so a failure days later starts again from a short delay.
+* :meth:`Supervisor.restart_now` is news from outside that a failed child's resource is back
+  (a worker announcing itself): it resets that child's backoff and cuts a pending wait short.
 """
 
 from __future__ import annotations
@@ -113,6 +115,22 @@ class Supervisor:
         self._on_restart = on_restart
         #: Restarts per child since construction (not reset by re-runs), for metrics export.
         self.restart_counts: dict[str, int] = {spec.name: 0 for spec in self.children}
+        self._backoffs: dict[str, Backoff] = {}
+        self._waits: dict[str, trio.CancelScope] = {}
+
+    def restart_now(self, child: str) -> bool:
+        """Reset `child`'s backoff; if it is waiting to be restarted, restart it at once.
+
+        Returns whether a wait was cut short (False: the child is running, or unknown).
+        """
+        backoff = self._backoffs.get(child)
+        if backoff is not None:
+            backoff.reset()
+        wait = self._waits.get(child)
+        if wait is None:
+            return False
+        wait.cancel()
+        return True
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start the children in order, then supervise them until cancelled or escalating.
@@ -147,7 +165,7 @@ class Supervisor:
     ) -> None:
         """Run one child again and again in this task until it is done or escalates."""
         status = _FirstStarted(task_status)
-        backoff = self._backoff_factory()
+        backoff = self._backoffs[spec.name] = self._backoff_factory()
         failures: deque[float] = deque()
         while True:
             began = self._clock()
@@ -190,7 +208,12 @@ class Supervisor:
                     exc_info=error,
                 )
             self._notify_restart(spec.name, error)
-            await trio.sleep(delay)
+            with trio.CancelScope() as wait:
+                self._waits[spec.name] = wait
+                try:
+                    await trio.sleep(delay)
+                finally:
+                    self._waits.pop(spec.name, None)
 
     def _notify_restart(self, child: str, error: BaseException | None) -> None:
         if self._on_restart is None:

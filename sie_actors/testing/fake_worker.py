@@ -26,11 +26,12 @@ class FakeStatus:
 
 
 class FakeWorker:
-    def __init__(self, status: FakeStatus, *, heartbeat: float = 1.0) -> None:
+    def __init__(self, status: FakeStatus, *, heartbeat: float = 1.0,
+                 port: int | None = None) -> None:
         self.status = status
         self.heartbeat = heartbeat
         self.silent = False  # when True, connections stay open but no frame is sent
-        self.port: int | None = None
+        self.port: int | None = port  # None: any free port, known once serving
         self._changed = trio.Event()
         self.connections = 0
 
@@ -50,7 +51,7 @@ class FakeWorker:
                                          timestamp=time.time())).decode()
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        listeners = await trio.open_tcp_listeners(self.port or 0, host="127.0.0.1")
         self.port = listeners[0].socket.getsockname()[1]
         server = trio_websocket.WebSocketServer(self._handler, listeners)
         task_status.started()

@@ -305,3 +305,21 @@ def test_a_success_that_acknowledges_another_write_is_flagged():
     run.events[-1]["bad_ack"] = "profile 'p0' neither created nor skipped (['p1'])"
     verdict = check(run.final(with_baseline(chaos_a=["p0"])))
     assert kinds(verdict) == ["bad_ack"] and verdict.violations[0]["op"] == op
+
+
+def test_healing_back_from_a_forged_epoch_is_not_a_regression_but_a_real_drop_still_is():
+    observe = lambda t, epoch: {"type": "observe", "t": t, "node": "gateway-0", "epoch": epoch,
+                                "generation": "g"}
+    forged = {"type": "forged", "fault": 3, "published": 10, "epochs": [["g", 8]]}
+    healed = [observe(1, 7), observe(2, 8), observe(3, 7)]  # applied the forged 8, healed to 7
+    assert epoch_regressions([forged, *healed]) == []
+    assert len(epoch_regressions(healed)) == 1                 # without the forgery: flagged
+    assert len(epoch_regressions([forged, observe(1, 9), observe(2, 8)])) == 1
+
+
+def test_the_export_rate_reaches_the_summary_and_the_table():
+    events = [{"type": "exports", "t": 9, "total": 12, "full": 4, "bundle": 8, "minutes": 2.0,
+               "per_minute": 6.0, "peak_per_minute": 9}]
+    verdict = check(events)
+    assert verdict.summary()["exports"]["per_minute"] == 6.0
+    assert "6.0/min; worst minute 9" in render(verdict)

@@ -26,7 +26,7 @@ def test_a_short_run_has_every_kind_at_least_twice(seed):
 
 
 @pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("duration", [38, 60, 100, 600])
+@pytest.mark.parametrize("duration", [43, 60, 100, 600])  # 43: the minimum for 7 kinds
 def test_the_faults_fit_the_duration_in_order_without_overlap(seed, duration):
     settings = ScheduleSettings()
     faults = schedule(seed, duration)
@@ -58,7 +58,8 @@ def test_a_long_run_has_many_rounds_and_every_target():
 def test_targets_match_the_kind():
     for fault in schedule(1, 100):
         expected = {"nats_kill": {"nats"}, "nats_pause": {"nats"}, "config_kill": {"sie-config"},
-                    "store_fail": {"store"}, "gateway_kill": set(NAMES["gateways"]),
+                    "store_fail": {"store"}, "forged_deltas": {"nats"},
+                    "gateway_kill": set(NAMES["gateways"]),
                     "worker_kill": set(NAMES["workers"])}[fault.kind]
         assert fault.target in expected
 

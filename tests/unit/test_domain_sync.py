@@ -75,3 +75,11 @@ def test_parse_report():
                 b'{"epoch": 1, "bundle_config_hashes": ["x"]}', b'{"generation": 5}'):
         with pytest.raises(ParseError):
             EpochReport.parse(bad)
+
+
+def test_source_behind_an_epoch_we_held_before_asking_is_drift():
+    """Defect 8: a forged `epoch+1` delta left a gateway at 41 while sie-config said 40."""
+    assert judge_epoch(AT5, report(epoch=4), held=MirrorPosition(5, "g1")) is Drift.MIRROR_AHEAD
+    # the answer left sie-config before the delta we applied since: a race, not drift
+    assert judge_epoch(AT5, report(epoch=4), held=MirrorPosition(4, "g1")) is Drift.NONE
+    assert judge_epoch(AT5, report(epoch=4), held=MirrorPosition(5, "g0")) is Drift.NONE

@@ -583,3 +583,32 @@ def test_rejects_duplicate_child_names_and_unknown_policies() -> None:
         Supervisor("root", [ChildSpec("a", noop), ChildSpec("a", noop)])
     with pytest.raises(ValueError):
         ChildSpec("a", noop, restart="sometimes")  # type: ignore[arg-type]
+
+
+async def test_restart_now_cuts_the_wait_short_and_resets_the_backoff(
+    autojump_clock: trio.testing.MockClock,
+    nursery: trio.Nursery,
+) -> None:
+    starts: list[float] = []
+    crashed_at: list[float] = []
+
+    async def child(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        starts.append(trio.current_time())
+        task_status.started()
+        crashed_at.append(trio.current_time())
+        raise Boom(f"crash {len(starts)}")
+
+    supervisor = Supervisor(
+        "root", [ChildSpec("child", child)], max_restarts=100, window=1000.0,
+        backoff_factory=lambda: Backoff(initial=1.0, maximum=1000.0, jitter=0.0))
+    await nursery.start(supervisor.run)
+    while len(starts) < 5:       # waits 1, 2, 4, 8: now waiting 16
+        await trio.sleep(0.5)
+    assert supervisor.restart_now("child") is True
+    while len(starts) < 7:
+        await trio.sleep(0.01)
+    delays = [start - crash for crash, start in zip(crashed_at, starts[1:])]
+    assert delays[:4] == pytest.approx([1.0, 2.0, 4.0, 8.0])
+    assert delays[4] < 1.0                  # cut short, not 16
+    assert delays[5] == pytest.approx(1.0)  # and the backoff starts over
+    assert supervisor.restart_now("unknown") is False

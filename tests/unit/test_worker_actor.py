@@ -1,4 +1,5 @@
-"""BundleConfigActor against an in-memory sie-config: ordering, buffering, resync causes."""
+"""The worker's mirror (the shared MirrorActor, bundle scope) against an in-memory sie-config:
+ordering, buffering, resync causes, as the worker's metrics show them."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from sie_actors.domain.model_config import parse_model_yaml
 from sie_actors.seed import load_seed
 from sie_config.state import ConfigState
 from sie_worker.catalog import load_catalog
-from sie_worker.config_actor import (BundleConfigActor, DeltaArrived, EpochObserved,
-                                     ResyncRequested, ShutDown)
-from sie_worker.metrics import WorkerMetrics
-from sie_worker.source import FetchError
-from sie_actors.domain.sync import EpochReport
+from sie_actors.actors.config_client import ConfigReadError
+from sie_actors.domain.mirror_protocol import (DeltaReceived, EpochObserved, MirrorSnapshot, Pacing,
+                                               ResyncRequested)
+from sie_actors.domain.snapshot import parse_bundle_snapshot, registry_from_bundle_snapshot
+from sie_actors.domain.sync import EpochReport, MirrorPosition
 from sie_actors.testing.waiting import wait_for
-from sie_worker.sync import parse_bundle_snapshot
+from sie_worker.metrics import WorkerMetrics
+from sie_worker.mirror import WorkerViews, bundle_mirror
 from sie_worker.view import Identity, ViewCell, WorkerView
 from tests.conftest import REPO
 
@@ -64,31 +66,44 @@ class FakeConfig:
     def info(self) -> EpochReport:
         return EpochReport(self.epoch, self.generation, "", {"default": self.hash})
 
-    async def fetch_snapshot(self):
+    async def fetch(self) -> MirrorSnapshot:
         self.fetches += 1
         if self.gate is not None:
             await self.gate.wait()
         if self.failing:
-            raise FetchError("unreachable", "fake sie-config is down")
+            raise ConfigReadError("unreachable", "fake sie-config is down")
         state = ConfigState(registry=self.registry, raw_yaml={}, api_models=frozenset(),
                             epoch=self.epoch, generation=self.generation)
-        return parse_bundle_snapshot(state.export_body("t", "default"), "default")
+        snapshot = parse_bundle_snapshot(state.export_body("t", "default"), "default")
+        return MirrorSnapshot(registry_from_bundle_snapshot(snapshot, LOCAL.bundles),
+                              snapshot.epoch, snapshot.generation, snapshot.bundle_config_hash)
+
+
+LOCAL = load_catalog(REPO / "bundles", REPO / "models", "default")
+
+
+def arrived(delta: ConfigDelta) -> DeltaReceived:
+    return DeltaReceived(delta.to_json_bytes())
 
 
 class Harness:
     def __init__(self, source: FakeConfig | None) -> None:
-        catalog = load_catalog(REPO / "bundles", REPO / "models", "default")
         self.source = source
         self.metrics = WorkerMetrics()
         self.cell = ViewCell(WorkerView(identity=Identity(name="t", bundle="default"),
-                                        registry=catalog.registry, ready=source is None))
-        self.actor = BundleConfigActor(self.cell, local_bundles=catalog.bundles, source=source,
-                                       metrics=self.metrics, backoff_initial=0.005,
-                                       backoff_max=0.02)
+                                        registry=LOCAL.registry, ready=source is None))
+        self.views = WorkerViews(self.cell, self.metrics, has_source=source is not None)
+        self.actor = bundle_mirror(self.views, bundle="default", source=source,
+                                   trusted=("sie-config",), metrics=self.metrics,
+                                   pacing=Pacing(0.005, 0.02))
 
     @property
     def view(self) -> WorkerView:
         return self.cell.current
+
+    @property
+    def held(self) -> MirrorPosition:
+        return self.views.position()
 
     async def tell(self, message) -> None:
         await self.actor.ref.tell(message)
@@ -129,9 +144,10 @@ async def test_in_order_deltas_apply_duplicates_drop(harness_factory):
     first = source.write("d/one")
     second = source.write("d/two")
     for d in (first, first, second, first):
-        await h.tell(DeltaArrived(d))
+        await h.tell(arrived(d))
     await h.until(lambda: h.view.epoch == 2)
-    await h.until(lambda: h.count("sie_worker_deltas_total", result="stale") == 2)
+    await h.until(lambda: h.count("sie_worker_deltas_total", result="stale") == 1)
+    assert h.count("sie_worker_deltas_total", result="duplicate") == 1
     assert h.view.bundle_config_hash == source.hash
     assert h.count("sie_worker_deltas_total", result="applied") == 2
     assert source.fetches == 1  # the bootstrap only
@@ -144,11 +160,11 @@ async def test_gap_resyncs_and_buffered_deltas_replay(harness_factory):
     source.write("g/lost")                    # epoch 1 never reaches the worker
     second = source.write("g/two")            # epoch 2: a gap
     source.gate = trio.Event()                # hold the resync fetch
-    await h.tell(DeltaArrived(second))
+    await h.tell(arrived(second))
     await h.until(lambda: h.view.syncing)
     assert h.view.ready  # serving its last state while resyncing
     third = source.write("g/three")           # arrives while the fetch is in flight
-    await h.tell(DeltaArrived(third))
+    await h.tell(arrived(third))
     await h.until(lambda: h.count("sie_worker_deltas_total", result="buffered") == 1)
     source.gate.set()
     await h.until(lambda: not h.view.syncing and h.view.epoch == 3)
@@ -168,7 +184,7 @@ async def test_gap_of_other_bundles_writes_applies_without_a_resync(harness_fact
     source.registry, _plan = source.registry.append(parse_model_yaml(other))
     source.epoch += 1                          # epoch 1: sglang only, nothing on our subject
     mine = source.write("d/mine")              # epoch 2: ours, across the gap
-    await h.tell(DeltaArrived(mine))
+    await h.tell(arrived(mine))
     await h.until(lambda: h.view.epoch == 2)
     assert h.view.bundle_config_hash == source.hash
     assert h.count("sie_worker_deltas_total", result="applied_over_gap") == 1
@@ -177,7 +193,7 @@ async def test_gap_of_other_bundles_writes_applies_without_a_resync(harness_fact
     # a gap that hides one of *our* writes still resyncs (the hash cannot match)
     source.write("d/lost")
     after = source.write("d/after")
-    await h.tell(DeltaArrived(after))
+    await h.tell(arrived(after))
     await h.until(lambda: h.view.epoch == 4 and not h.view.syncing)
     assert h.count("sie_worker_resyncs_total", cause="gap") == 1
     assert h.view.bundle_config_hash == source.hash
@@ -191,7 +207,7 @@ async def test_snapshot_older_than_buffered_delta_then_applies_it(harness_factor
     snapshot_registry = source.registry
     first = source.write("late/one")
     newer_registry, source.registry, source.epoch = source.registry, snapshot_registry, 0
-    await h.tell(DeltaArrived(first))
+    await h.tell(arrived(first))
     await h.until(lambda: h.count("sie_worker_deltas_total", result="buffered") == 1)
     source.gate.set()
     await h.until(lambda: h.view.ready and h.view.epoch == 1)
@@ -204,7 +220,7 @@ async def test_hash_mismatch_after_apply_resyncs(harness_factory):
     h = await harness_factory(source)
     await h.until(lambda: h.view.ready)
     good = source.write("m/one")
-    await h.tell(DeltaArrived(ConfigDelta(**{**good.__dict__, "bundle_config_hash": "0" * 64})))
+    await h.tell(arrived(ConfigDelta(**{**good.__dict__, "bundle_config_hash": "0" * 64})))
     await h.until(lambda: h.count("sie_worker_resyncs_total", cause="hash_mismatch") == 1)
     await h.until(lambda: not h.view.syncing)
     assert h.view.bundle_config_hash == source.hash and source.fetches == 2
@@ -216,7 +232,7 @@ async def test_generation_change_resyncs(harness_factory):
     await h.until(lambda: h.view.ready)
     source.generation, source.epoch = "g2", 0
     restarted = source.write("gen/new")       # epoch 1 of a new generation
-    await h.tell(DeltaArrived(restarted))
+    await h.tell(arrived(restarted))
     await h.until(lambda: h.view.generation == "g2")
     assert h.view.epoch == 1 and h.view.bundle_config_hash == source.hash
     assert h.count("sie_worker_resyncs_total", cause="generation") == 1
@@ -227,7 +243,7 @@ async def test_unappliable_delta_resyncs(harness_factory):
     h = await harness_factory(source)
     await h.until(lambda: h.view.ready)
     good = source.write("bad/doc")
-    await h.tell(DeltaArrived(ConfigDelta(**{**good.__dict__, "model_config": "- not a map"})))
+    await h.tell(arrived(ConfigDelta(**{**good.__dict__, "model_config": "- not a map"})))
     await h.until(lambda: h.count("sie_worker_resyncs_total", cause="apply_failed") == 1)
     await h.until(lambda: not h.view.syncing)
     assert h.view.epoch == 1 and h.view.bundle_config_hash == source.hash
@@ -237,15 +253,16 @@ async def test_epoch_observations(harness_factory):
     source = FakeConfig()
     h = await harness_factory(source)
     await h.until(lambda: h.view.ready)
-    await h.tell(EpochObserved(source.info(), "timer"))   # in step: nothing
+    await h.tell(EpochObserved(source.info(), h.held))   # in step: nothing
     source.write("obs/missed")
-    await h.tell(EpochObserved(EpochReport(0, "g1", "", {"default": "stale"}), "timer"))  # same epoch, other hash
+    await h.tell(EpochObserved(EpochReport(0, "g1", "", {"default": "stale"}), h.held))  # same epoch, other hash
     await h.until(lambda: h.count("sie_worker_resyncs_total", cause="bundle_config_hash") == 1)
     await h.until(lambda: not h.view.syncing)
     assert h.view.epoch == 1
-    await h.tell(EpochObserved(EpochReport(0, "g1", "", {"default": "old"}), "reconnect"))  # behind us: not drift
+    # behind us, but sent before we applied epoch 1: a race, not drift
+    await h.tell(EpochObserved(EpochReport(0, "g1", "", {"default": "old"}), MirrorPosition(0, "g1")))
     source.write("obs/next")
-    await h.tell(EpochObserved(source.info(), "reconnect"))
+    await h.tell(EpochObserved(source.info(), h.held))
     await h.until(lambda: h.view.epoch == 2 and not h.view.syncing)
     assert h.count("sie_worker_resyncs_total", cause="epoch_ahead") == 1
     assert source.fetches == 3
@@ -267,16 +284,20 @@ async def test_without_sie_config_deltas_apply_in_arrival_order(harness_factory)
     assert h.view.ready
     writer.write("solo/lost")
     second = writer.write("solo/two")
-    await h.tell(DeltaArrived(second))        # a gap nobody can close: applied as is
+    await h.tell(arrived(second))        # a gap nobody can close: applied as is
     await h.until(lambda: h.view.epoch == 2)
     assert "solo/two" in {m.model_id for m in h.view.models}
     assert h.count("sie_worker_deltas_total", result="gap") == 1
     assert h.count("sie_worker_resyncs_total", cause="gap") == 0
 
 
-async def test_shutdown_reports_not_ready(harness_factory):
+async def test_shutdown_reports_not_ready_and_stays_so(harness_factory):
+    writer = FakeConfig()
     h = await harness_factory(None)
-    await h.actor.ref.ask(ShutDown())
+    h.views.close()
+    assert h.view.closing and not h.view.ready
+    await h.tell(arrived(writer.write("late/one")))  # a change after the stop began
+    await h.until(lambda: h.view.epoch == 1)
     assert h.view.closing and not h.view.ready
 
 

@@ -1,4 +1,5 @@
-"""The worker's pure sync rules: delta verdicts, drift, hash agreement, snapshot parsing."""
+"""The worker's side of the shared sync rules (bundle scope): delta verdicts, drift, replay of
+buffered deltas, and the bundle snapshot it rebuilds its registry from."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from sie_actors.domain.errors import ParseError
 from sie_actors.domain.model_config import parse_model_yaml
 from sie_actors.seed import load_seed
 from sie_config.state import ConfigState
-from sie_actors.domain.sync import DeltaVerdict, EpochReport
+from sie_actors.domain.mirror_protocol import (Count, DeltaReceived, Fetch, Metric, MirrorProtocol,
+                                               MirrorScope, MirrorSnapshot, ResyncRequested,
+                                               SnapshotFetched)
+from sie_actors.domain.snapshot import parse_bundle_snapshot
+from sie_actors.domain.snapshot import registry_from_bundle_snapshot as registry_from_snapshot
+from sie_actors.domain.sync import DeltaVerdict, Drift, EpochReport, judge_delta, judge_epoch
 from sie_actors.domain.sync import MirrorPosition as Position
-from sie_worker.sync import (classify_delta, drift_cause, parse_bundle_snapshot,
-                             registry_from_snapshot, replay_order)
 from tests.conftest import REPO
 
 ST = "sie_server.adapters.sentence_transformer:SentenceTransformerAdapter"
@@ -27,6 +31,23 @@ def delta(epoch: int, generation: str = "g1", bundle: str = "default",
                        bundle_config_hash=bundle_hash, model_id="m", profiles_added=("default",),
                        model_config="sie_id: m\n", affected_bundles=(bundle,),
                        generation=generation)
+
+
+def classify_delta(position: Position, d: ConfigDelta, bundle: str) -> DeltaVerdict | None:
+    """What the worker's mirror makes of a delta, as a verdict (None: not for this bundle)."""
+    protocol = MirrorProtocol(MirrorScope(bundle, ("sie-config",)), SEED, position, True)
+    actions = protocol.step(DeltaReceived(d.to_json_bytes()), 0.0)
+    if any(isinstance(a, Count) and a.labels[:1] == ("wrong_bundle",) for a in actions):
+        return None
+    return judge_delta(position, d.epoch, d.generation)
+
+
+def drift_cause(position: Position, own_hash: str, report: EpochReport, bundle: str):
+    drift = judge_epoch(position, report, own_bundle_hashes={bundle: own_hash})
+    return None if drift is Drift.NONE else drift.value
+
+
+SEED = load_seed(REPO / "bundles", REPO / "models").registry()
 
 
 @pytest.mark.parametrize("local, incoming, verdict", [
@@ -73,9 +94,19 @@ def test_drift(observed, cause):
     assert drift_cause(Position(5, "g1"), "h", observed, "default") == cause
 
 
-def test_replay_order_sorts_and_deduplicates():
-    ordered = replay_order([delta(7), delta(5), delta(7), delta(6)])
-    assert [d.epoch for d in ordered] == [5, 6, 7]
+def test_buffered_deltas_replay_in_epoch_order_once_each():
+    protocol = MirrorProtocol(MirrorScope("default", ("sie-config",)), SEED, Position(4, "g1"),
+                              True)
+    [fetch] = [a for a in protocol.step(ResyncRequested("operator"), 0.0)
+               if isinstance(a, Fetch)]
+    for epoch in (7, 5, 6, 7, 6):  # heard while the fetch is in flight (epoch bumps)
+        bump = ConfigDelta("sie-config", "default", epoch, "", "", (), "", ("default",), "g1")
+        protocol.step(DeltaReceived(bump.to_json_bytes()), 0.0)
+    actions = protocol.step(SnapshotFetched(fetch.round, MirrorSnapshot(SEED, 4, "g1")), 0.0)
+    applied = [a for a in actions if isinstance(a, Count) and a.metric is Metric.DELTA
+               and a.labels[0] == "applied"]
+    assert len(applied) == 3 and protocol.position == Position(7, "g1")
+    assert not protocol.syncing  # in order, each once: no gap, no duplicate, no new fetch
 
 
 # ---- snapshots: the worker reproduces sie-config's hash from sie-config's own export body
