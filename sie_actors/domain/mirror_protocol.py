@@ -549,6 +549,8 @@ class MirrorProtocol:
             delta = item.delta
             key = (delta.generation, delta.epoch)
             if key in seen:
+                # a copy of an epoch this replay already handled: every delta ends in one result
+                self._count_delta("duplicate", delta_kind(delta))
                 continue
             seen.add(key)
             if item.before_fetch and refuted(delta, snapshot):

@@ -13,7 +13,8 @@ from sie_gateway.fleet import (Arrivals, LinkFacts, fleet_snapshot, model_detail
                                worker_state)
 from sie_gateway.fleet_feed import EpochTap, LinkWatch
 from sie_gateway.metrics import GatewayMetrics
-from sie_gateway.mirror import EpochObserved, MirrorState
+from sie_actors.domain.mirror_protocol import EpochObserved
+from sie_gateway.mirror import MirrorState
 from sie_gateway.workers import WorkerView
 from tests.conftest import REPO
 
