@@ -6,14 +6,17 @@ consistency needs fsync + rename + directory fsync, which fsspec's ``pipe_file``
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
+import fsspec
 import fsspec.core
+
+from sie_actors.aio import loop_thread
 
 from sie_actors.store.backend import Backend
 from sie_actors.store.errors import StoreBackendMissing, StoreUnavailable
 from sie_actors.store.fsspec_backend import FsspecBackend
-from sie_actors.store.fsspec_loop import ensure_plain_fsspec_loop
 from sie_actors.store.local_backend import LocalBackend
 
 _LOCAL_SCHEMES = ("file://", "local://")
@@ -44,9 +47,20 @@ def _open_local(path: str) -> LocalBackend:
 
 
 def _open_fsspec(url: str, timeout: float | None) -> FsspecBackend:
-    ensure_plain_fsspec_loop()
+    """An async filesystem (s3fs, gcsfs) runs on the process's asyncio loop thread, leased until
+    the backend is closed; its own instance, so a later loop is never paired with a stale one."""
+    lease = None
     try:
-        fs, root = fsspec.core.url_to_fs(url)
+        protocol = fsspec.core.split_protocol(url)[0]
+        if fsspec.get_filesystem_class(protocol).async_impl:
+            lease = loop_thread.acquire()
+        try:
+            fs, root = fsspec.core.url_to_fs(
+                url, **({"skip_instance_cache": True} if lease else {}))
+        except BaseException:
+            if lease is not None:
+                loop_thread.release(lease)
+            raise
     except ImportError as exc:
         raise StoreBackendMissing(
             f"store URL {url!r} needs an optional package that is not installed: {exc} "
@@ -56,4 +70,5 @@ def _open_fsspec(url: str, timeout: float | None) -> FsspecBackend:
         raise ValueError(f"store URL {url!r} is not usable: {exc}") from exc
     except Exception as exc:
         raise StoreUnavailable(f"cannot set up store {url!r}: {exc}") from exc
-    return FsspecBackend(fs, root, timeout=timeout)
+    return FsspecBackend(fs, root, timeout=timeout,
+                         on_close=partial(loop_thread.release, lease) if lease else None)

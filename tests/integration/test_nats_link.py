@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
+
 import pytest
 import trio
 
@@ -38,6 +42,22 @@ async def test_publish_subscribe_once_each(nats_server, nursery):
         pytest.fail(f"unexpected duplicate delivery {extra!r}")
 
 
+async def test_a_returned_subscription_sees_the_very_next_publish(nats_server, nursery):
+    # nats-py's flush() PING can overtake a SUB or PUB still in its buffer; subscribe and
+    # publish_confirmed must not return before the server has processed theirs.
+    a = await linked(nursery, nats_server.url, "a")
+    b = await linked(nursery, nats_server.url, "b")
+    missed = []
+    for i in range(200):
+        receive = await a.subscribe(f"t.next.{i}")
+        assert (await b.publish_confirmed([(f"t.next.{i}", b"%d" % i)])).all_confirmed
+        with trio.move_on_after(2):
+            assert await receive.receive() == b"%d" % i
+            continue
+        missed.append(i)
+    assert missed == []
+
+
 async def test_nothing_confirmed_while_server_is_down(nats_server, nursery):
     link = await linked(nursery, nats_server.url, "p")
     reconnects = link.reconnect_events()
@@ -63,3 +83,56 @@ async def test_connects_when_server_appears_later(nursery, tmp_path):
         await wait_for(lambda: link.connected, 15, "late connect")
     finally:
         server.kill()
+
+
+async def test_cancelled_run_leaves_no_loop_thread(nats_server):
+    link = NatsLink(NatsSettings(url=nats_server.url, name="gone"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(link.run)
+        await wait_for(lambda: link.connected, 10, "connected")
+        await link.subscribe("t.gone")
+        assert any(t.name == "sie-asyncio" for t in threading.enumerate())
+        nursery.cancel_scope.cancel()
+    assert [t.name for t in threading.enumerate() if t.name == "sie-asyncio"] == []
+    assert not link.connected
+
+
+# Runs in a fresh interpreter so that whatever asyncio prints at loop close or at exit (pending
+# tasks destroyed, unretrieved exceptions, unclosed transports) reaches its stderr.
+SHUTDOWN_SCRIPT = """
+import sys, threading, trio
+from sie_actors.nats.link import NatsLink, NatsSettings
+
+async def main(url):
+    a = NatsLink(NatsSettings(url=url, name="a"))
+    b = NatsLink(NatsSettings(url=url, name="b"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(b.run)
+        with trio.fail_after(10):
+            while not (a.connected and b.connected):
+                await trio.sleep(0.01)
+        stuck = await a.subscribe("t.full", buffer=1)   # never read: its callback is left waiting
+        idle = await a.subscribe("t.idle")
+        report = await b.publish_confirmed([("t.full", b"%d" % i) for i in range(5)])
+        assert report.all_confirmed, report
+        with trio.fail_after(10):
+            while stuck.statistics().current_buffer_used < 1:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    # trio keeps idle worker threads of its own (named "Trio thread N") for a while: not ours
+    print("threads:", sorted(t.name for t in threading.enumerate()
+                             if not t.name.startswith("Trio thread")), flush=True)
+
+trio.run(main, sys.argv[1])
+"""
+
+
+def test_shutdown_with_a_callback_waiting_is_silent_and_leaves_no_thread(nats_server):
+    done = subprocess.run([sys.executable, "-X", "dev", "-c", SHUTDOWN_SCRIPT, nats_server.url],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "threads: ['MainThread']" in done.stdout, done.stdout + done.stderr
+    for noise in ("Task was destroyed", "Traceback", "InvalidStateError", "Exception ignored",
+                  "never retrieved", "Unclosed", "ResourceWarning", "DeprecationWarning"):
+        assert noise not in done.stderr, done.stderr
