@@ -6,10 +6,12 @@ consistency needs fsync + rename + directory fsync, which fsspec's ``pipe_file``
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from pathlib import Path
 
 import fsspec
+import fsspec.asyn
 import fsspec.core
 
 from sie_actors.aio import loop_thread
@@ -20,6 +22,7 @@ from sie_actors.store.fsspec_backend import FsspecBackend
 from sie_actors.store.local_backend import LocalBackend
 
 _LOCAL_SCHEMES = ("file://", "local://")
+log = logging.getLogger(__name__)
 
 
 def open_backend(url: str, *, timeout: float | None = 10.0) -> Backend:
@@ -71,4 +74,23 @@ def _open_fsspec(url: str, timeout: float | None) -> FsspecBackend:
     except Exception as exc:
         raise StoreUnavailable(f"cannot set up store {url!r}: {exc}") from exc
     return FsspecBackend(fs, root, timeout=timeout,
-                         on_close=partial(loop_thread.release, lease) if lease else None)
+                         on_close=partial(_close_async_fs, fs, lease) if lease else None)
+
+
+def _close_async_fs(fs, lease: loop_thread.LoopThread) -> None:
+    """Close the filesystem's HTTP session on the loop, then give the loop back.
+
+    s3fs and gcsfs close their sessions only from a finalizer (garbage collection or exit), when
+    the loop may already be stopped: aiohttp then reports an "Unclosed client session". These
+    two attributes are where each keeps its session; anything else has nothing to close here."""
+    try:
+        s3 = getattr(fs, "_s3creator", None)  # s3fs: the aiobotocore client's context
+        session = getattr(fs, "_session", None)  # gcsfs: an aiohttp session
+        if s3 is not None:
+            fsspec.asyn.sync(fs.loop, s3.__aexit__, None, None, None, timeout=5)
+        elif session is not None and not session.closed:
+            fsspec.asyn.sync(fs.loop, session.close, timeout=5)
+    except Exception as exc:
+        log.info("closing the session of %s failed: %s", type(fs).__name__, exc)
+    finally:
+        loop_thread.release(lease)
