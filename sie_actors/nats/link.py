@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 import nats
 import nats.errors
@@ -35,6 +35,11 @@ from sie_actors.aio.bridge import AsyncioBridge, BridgeClosed, open_asyncio_brid
 from sie_actors.runtime.backoff import Backoff
 
 log = logging.getLogger("sie_actors.nats")
+T = TypeVar("T")
+
+
+class NotConnected(Exception):
+    """There is no connected NATS client right now (the link reconnects in the background)."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +196,18 @@ class NatsLink:
             except Exception as exc:
                 log.warning("NATS publish failed: %s", exc)
         return PublishReport(confirmed)
+
+    # ---- anything else nats-py offers (JetStream, request/reply) -----------------------------
+    async def run_with_client(self, async_fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run `async_fn(client, *args)` on the asyncio loop with the current connected client.
+
+        The one door for the rest of nats-py, e.g. JetStream through the same connection:
+        `await link.run_with_client(lambda c: c.jetstream().publish(subject, data))`. Raises
+        NotConnected when there is no connected client; nats-py's own errors pass through."""
+        client = self._client
+        if client is None or not self.connected or self._bridge is None:
+            raise NotConnected(f"not connected to {self.settings.url}")
+        return await self._bridge.run(async_fn, client, *args)
 
     # ---- subscribing ------------------------------------------------------------------------
     async def subscribe(self, subject: str, buffer: int = 1024) -> trio.MemoryReceiveChannel[bytes]:

@@ -9,7 +9,7 @@ import threading
 import pytest
 import trio
 
-from sie_actors.nats.link import NatsLink, NatsSettings
+from sie_actors.nats.link import NatsLink, NatsSettings, NotConnected
 from sie_actors.testing.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -58,6 +58,27 @@ async def test_a_returned_subscription_sees_the_very_next_publish(nats_server, n
     assert missed == []
 
 
+async def test_run_with_client_reaches_the_rest_of_nats_py(nats_server, nursery):
+    link = await linked(nursery, nats_server.url, "door")
+
+    async def echo(msg):
+        await msg.respond(msg.data + b"!")
+
+    async def round_trip(client, subject):
+        assert threading.current_thread().name == "sie-asyncio"
+        replies = await client.subscribe(subject, cb=echo)
+        try:
+            return (await client.request(subject, b"ping", timeout=2)).data
+        finally:
+            await replies.unsubscribe()
+
+    assert await link.run_with_client(round_trip, "t.door") == b"ping!"
+    nats_server.kill()
+    await wait_for(lambda: not link.connected, 10, "disconnect noticed")
+    with pytest.raises(NotConnected):
+        await link.run_with_client(round_trip, "t.door")
+
+
 async def test_nothing_confirmed_while_server_is_down(nats_server, nursery):
     link = await linked(nursery, nats_server.url, "p")
     reconnects = link.reconnect_events()
@@ -101,7 +122,7 @@ async def test_cancelled_run_leaves_no_loop_thread(nats_server):
 # tasks destroyed, unretrieved exceptions, unclosed transports) reaches its stderr.
 SHUTDOWN_SCRIPT = """
 import sys, threading, trio
-from sie_actors.nats.link import NatsLink, NatsSettings
+from sie_actors.nats.link import NatsLink, NatsSettings, NotConnected
 
 async def main(url):
     a = NatsLink(NatsSettings(url=url, name="a"))
