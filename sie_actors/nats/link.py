@@ -32,6 +32,7 @@ import nats.errors
 import trio
 
 from sie_actors.aio.bridge import AsyncioBridge, BridgeClosed, open_asyncio_bridge
+from sie_actors.aio.detached import wait_detached
 from sie_actors.runtime.backoff import Backoff
 
 log = logging.getLogger("sie_actors.nats")
@@ -192,7 +193,7 @@ class NatsLink:
         with trio.move_on_after(2 * self.settings.flush_timeout + 0.5):
             try:
                 confirmed = await self._bridge.run(
-                    _publish_and_flush, client, tuple(messages), self.settings.flush_timeout)
+                    _publish_and_flush, client, tuple(messages), self.settings)
             except Exception as exc:
                 log.warning("NATS publish failed: %s", exc)
         return PublishReport(confirmed)
@@ -246,8 +247,7 @@ class NatsLink:
                 pass  # the trio side is shutting down: nobody is left to read it
 
         subscription.handle = await bridge.run(_subscribe_and_flush, client,
-                                               subscription.subject, on_message,
-                                               self.settings.flush_timeout)
+                                               subscription.subject, on_message, self.settings)
 
     async def _forget(self, subscription: "_Subscription") -> object | None:
         """Trio side of a closed subscription: never attach it again; hand back its handle."""
@@ -297,7 +297,7 @@ class NatsLink:
 
 # ---- coroutines that run on the asyncio loop ---------------------------------------------------
 async def _publish_and_flush(client: nats.NATS, messages: tuple[tuple[str, bytes], ...],
-                             flush_timeout: float) -> tuple[bool, ...]:
+                             settings: NatsSettings) -> tuple[bool, ...]:
     sent: list[bool] = []
     for subject, payload in messages:
         if not client.is_connected:
@@ -312,26 +312,32 @@ async def _publish_and_flush(client: nats.NATS, messages: tuple[tuple[str, bytes
     flushed = False
     if any(sent):
         try:
-            await _flush_in_order(client, flush_timeout)
+            await _flush_in_order(client, settings)
             flushed = client.is_connected
         except Exception as exc:
             log.warning("NATS flush failed: %s", exc)
     return tuple(ok and flushed for ok in sent)
 
 
-async def _flush_in_order(client: nats.NATS, timeout: float) -> None:
+async def _flush_in_order(client: nats.NATS, settings: NatsSettings) -> None:
     """A PING/PONG that comes back only after the server has seen everything sent before it.
 
     nats-py (2.16) writes flush()'s PING straight to the socket, while commands sent just before
     (PUB, SUB) may still wait in its pending buffer for the flusher task: the PONG can return
     before the server has them (seen in a server trace). The first flush kicks the flusher,
     which writes that buffer before the PONG is read; the second PING is then queued behind
-    it, so its PONG proves the server processed what we sent."""
-    await client.flush(timeout=timeout)
-    await client.flush(timeout=timeout)
+    it, so its PONG proves the server processed what we sent.
+
+    Each flush is waited for with our deadline but never cancelled (see sie_actors.aio.detached:
+    a cancelled or timed-out nats-py flush kills the client's reader when its PONG comes late).
+    nats-py's own timeout is only a backstop, far beyond the point where missed PINGs have made
+    it reconnect, which empties its list of PONG futures."""
+    backstop = max(60.0, 4 * settings.ping_interval * (settings.max_outstanding_pings + 1))
+    for _ in range(2):
+        await wait_detached(client.flush(timeout=backstop), settings.flush_timeout)
 
 
-async def _subscribe_and_flush(client: nats.NATS, subject: str, cb, flush_timeout: float):
+async def _subscribe_and_flush(client: nats.NATS, subject: str, cb, settings: NatsSettings):
     """Subscribe, then make sure the server has the interest before anyone relies on it.
 
     `subscribe()` only queues the SUB; a consumer that subscribes and then reads a snapshot to
@@ -339,7 +345,7 @@ async def _subscribe_and_flush(client: nats.NATS, subject: str, cb, flush_timeou
     connection is going down: nats-py re-subscribes on reconnect, and reconnects resync anyway."""
     handle = await client.subscribe(subject, cb=cb)
     try:
-        await _flush_in_order(client, flush_timeout)
+        await _flush_in_order(client, settings)
     except Exception as exc:
         log.info("NATS flush after subscribing to %s failed: %s", subject, exc)
     return handle

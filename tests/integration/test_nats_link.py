@@ -93,6 +93,29 @@ async def test_nothing_confirmed_while_server_is_down(nats_server, nursery):
     assert (await link.publish_confirmed([("t.y", b"ok")])).all_confirmed
 
 
+async def test_a_late_pong_after_a_pause_does_not_break_the_connection(nats_server, nursery):
+    # A flush that timed out must not be cancelled inside nats-py: its PONG arrives when the
+    # server resumes, and nats-py's reader dies on a cancelled future. The long ping interval
+    # means no reconnect would rescue a dead reader within this test.
+    link = NatsLink(NatsSettings(url=nats_server.url, name="late-pong", ping_interval=30.0,
+                                 flush_timeout=0.3))
+    await nursery.start(link.run)
+    await wait_for(lambda: link.connected, 10, "connected")
+    receive = await link.subscribe("t.pong")
+    count = link.connect_count
+    nats_server.pause()
+    try:
+        assert (await link.publish_confirmed([("t.pong", b"during")])).none_confirmed
+    finally:
+        nats_server.resume()
+    with trio.fail_after(5):
+        assert await receive.receive() == b"during"  # buffered, sent when the server resumed
+    assert (await link.publish_confirmed([("t.pong", b"after")])).all_confirmed
+    with trio.fail_after(5):
+        assert await receive.receive() == b"after"
+    assert link.connect_count == count  # the same connection kept working
+
+
 async def test_connects_when_server_appears_later(nursery, tmp_path):
     from sie_actors.procs import NatsServer
     server = NatsServer(log_path=tmp_path / "late.log")

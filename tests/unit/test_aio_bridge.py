@@ -12,6 +12,7 @@ import trio
 
 from sie_actors.aio import loop_thread
 from sie_actors.aio.bridge import AsyncioCancelled, BridgeClosed, open_asyncio_bridge
+from sie_actors.aio.detached import wait_detached
 from sie_actors.testing.waiting import wait_for
 
 
@@ -136,3 +137,27 @@ async def test_one_loop_serves_fsspec_and_the_last_lease_stops_its_thread():
     assert loop_threads() == []
     assert loop.is_closed()
     assert fsspec.asyn.loop[0] is None
+
+
+async def test_wait_detached_gives_up_without_cancelling_the_work():
+    finished = []
+
+    async def slow():
+        await asyncio.sleep(0.2)
+        finished.append(True)
+        return "late"
+
+    async def impatient():
+        task_count = len(asyncio.all_tasks())
+        try:
+            await wait_detached(slow(), 0.01)
+        except TimeoutError:
+            pass
+        else:
+            raise AssertionError("no timeout")
+        assert len(asyncio.all_tasks()) == task_count + 1  # the work still runs on its own
+        return await wait_detached(asyncio.sleep(0, "soon"), 1)
+
+    async with open_asyncio_bridge() as bridge:
+        assert await bridge.run(impatient) == "soon"
+        await wait_for(lambda: finished == [True], 5, "the detached work finished")
