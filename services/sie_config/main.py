@@ -129,17 +129,22 @@ async def run_service(settings: ConfigSettings, shutdown: trio.Event, *,
     mount(app, cell, settings.tokens, writer_box.ref, lambda: memory.completed,
           metrics=metrics)
 
-    async with trio.open_nursery() as nursery:
-        await nursery.start(supervisor.run)
-        if store is not None:
-            nursery.start_soon(prune_idempotency_forever, store, settings.idempotency_ttl)
-        async with trio.open_nursery() as http:
-            urls = await http.start(partial(serve_app, app, settings.host, settings.port,
-                                            shutdown))
-            log.info("sie-config serving on %s", ", ".join(urls))
-            task_status.started(urls)
-        # hypercorn returned: `shutdown` was set and in-flight requests are done.
-        nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(supervisor.run)
+            if store is not None:
+                nursery.start_soon(prune_idempotency_forever, store, settings.idempotency_ttl)
+            async with trio.open_nursery() as http:
+                urls = await http.start(partial(serve_app, app, settings.host, settings.port,
+                                                shutdown))
+                log.info("sie-config serving on %s", ", ".join(urls))
+                task_status.started(urls)
+            # hypercorn returned: `shutdown` was set and in-flight requests are done.
+            nursery.cancel_scope.cancel()
+    finally:
+        if store is not None:  # an object store gives back its lease on the asyncio loop
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(store.close)
 
 
 async def prune_idempotency_forever(store: ConfigStore, ttl: float) -> None:

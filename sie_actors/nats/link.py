@@ -1,10 +1,12 @@
-"""The one place that touches asyncio: a nats-py client living inside a trio-asyncio loop.
+"""A nats-py client, kept connected and exposed to trio code.
 
-nats-py is asyncio-only, and everything else in this project is trio. `NatsLink.run` opens a
-trio-asyncio loop, keeps a client connected under a bounded-attempt connect loop, and turns the
-client's asyncio callbacks into trio-side facts: a `connected` flag, a counter of (re)connects, and
-memory channels of received messages. Other trio tasks call `publish_confirmed` and `subscribe`;
-those methods pass the loop explicitly, so callers need no asyncio context of their own.
+nats-py is asyncio-only, and everything else in this project is trio. `NatsLink.run` leases the
+process's asyncio loop thread through `sie_actors.aio.bridge`, keeps a client connected on it
+under a bounded-attempt connect loop, and turns the client's asyncio callbacks into trio-side
+facts: a `connected` flag, a counter of (re)connects, and memory channels of received messages.
+Other trio tasks call `publish_confirmed` and `subscribe`; every nats-py call goes through
+`bridge.run`, every callback comes back through `bridge.call_trio` / `bridge.send`, so the
+client's own state is only ever touched on the loop thread and ours only on the trio thread.
 
 Why the connect loop is ours and not nats-py's: nats-py's initial `connect()` retries for minutes
 when the server is down (and forever with `max_reconnect_attempts=-1`), so a service would never
@@ -14,25 +16,31 @@ the service already serves. After the first success nats-py's own reconnect logi
 Why publishing is "confirmed": `publish()` only appends to a buffer, and a message appended just
 before a connection loss is dropped silently. A bounded `flush()` (PING/PONG) proves the bytes
 reached the server, but returns at once while reconnecting, so `is_connected` is checked both
-before publishing and after the flush.
+before publishing and after the flush. The whole batch (publishes and flush) is one coroutine on
+the loop: one trip across threads per batch, not one per message.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 import nats
 import nats.errors
 import trio
-import trio_asyncio
 
+from sie_actors.aio.bridge import AsyncioBridge, BridgeClosed, open_asyncio_bridge
+from sie_actors.aio.detached import wait_detached
 from sie_actors.runtime.backoff import Backoff
 
 log = logging.getLogger("sie_actors.nats")
+T = TypeVar("T")
+
+
+class NotConnected(Exception):
+    """There is no connected NATS client right now (the link reconnects in the background)."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +94,7 @@ class NatsLink:
     ) -> None:
         self.settings = settings
         self._client: nats.NATS | None = None
-        self._loop = None
+        self._bridge: AsyncioBridge | None = None
         self._connected = False
         self._on_state_change = on_state_change
         self._reconnects: list[trio.MemorySendChannel[int]] = []
@@ -122,8 +130,8 @@ class NatsLink:
 
     # ---- lifecycle --------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio_asyncio.open_loop() as loop:
-            self._loop = loop
+        async with open_asyncio_bridge() as bridge:
+            self._bridge = bridge
             self._running.set()
             task_status.started()
             try:
@@ -132,6 +140,7 @@ class NatsLink:
             finally:
                 with trio.CancelScope(shield=True):
                     await self._close()
+                self._running = trio.Event()  # a restarted run() brings a fresh bridge
 
     async def _connect_forever(self) -> None:
         backoff = Backoff(initial=0.1, maximum=2.0)
@@ -140,7 +149,8 @@ class NatsLink:
             attempt_deadline = self.settings.connect_timeout + 1.0
             with trio.move_on_after(attempt_deadline):
                 try:
-                    await self._aio(client.connect)(
+                    await self._bridge.run(
+                        client.connect,
                         servers=[self.settings.url],
                         name=self.settings.name,
                         connect_timeout=math.ceil(self.settings.connect_timeout),
@@ -167,11 +177,10 @@ class NatsLink:
     async def _discard(self, client: nats.NATS) -> None:
         with trio.move_on_after(1.0):
             try:
-                await self._aio(client.close)()
-            except (Exception, asyncio.CancelledError):
-                # Closing is best effort: at shutdown the loop may already be cancelling its
-                # tasks, and a half-open client has nothing worth saving.
-                pass
+                await self._bridge.run(client.close)
+            except Exception as exc:
+                # Closing is best effort: a half-open client has nothing worth saving.
+                log.debug("closing a NATS client failed: %s", exc)
 
     async def _close(self) -> None:
         client, self._client = self._client, None
@@ -191,26 +200,26 @@ class NatsLink:
         client = self._client
         if client is None or not self.connected:
             return PublishReport(tuple(False for _ in messages))
-        sent: list[bool] = []
-        for subject, payload in messages:
-            if not client.is_connected:
-                sent.append(False)
-                continue
+        confirmed: tuple[bool, ...] = tuple(False for _ in messages)
+        with trio.move_on_after(2 * self.settings.flush_timeout + 0.5):
             try:
-                await self._aio(client.publish)(subject, payload)
-                sent.append(True)
+                confirmed = await self._bridge.run(
+                    _publish_and_flush, client, tuple(messages), self.settings)
             except Exception as exc:
-                log.warning("NATS publish on %s failed: %s", subject, exc)
-                sent.append(False)
-        flushed = False
-        if any(sent):
-            with trio.move_on_after(self.settings.flush_timeout + 0.5):
-                try:
-                    await self._aio(client.flush)(timeout=self.settings.flush_timeout)
-                    flushed = client.is_connected
-                except Exception as exc:
-                    log.warning("NATS flush failed: %s", exc)
-        return PublishReport(tuple(ok and flushed for ok in sent))
+                log.warning("NATS publish failed: %s", exc)
+        return PublishReport(confirmed)
+
+    # ---- anything else nats-py offers (JetStream, request/reply) -----------------------------
+    async def run_with_client(self, async_fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run `async_fn(client, *args)` on the asyncio loop with the current connected client.
+
+        The one door for the rest of nats-py, e.g. JetStream through the same connection:
+        `await link.run_with_client(lambda c: c.jetstream().publish(subject, data))`. Raises
+        NotConnected when there is no connected client; nats-py's own errors pass through."""
+        client = self._client
+        if client is None or not self.connected or self._bridge is None:
+            raise NotConnected(f"not connected to {self.settings.url}")
+        return await self._bridge.run(async_fn, client, *args)
 
     # ---- subscribing ------------------------------------------------------------------------
     async def subscribe(self, subject: str, buffer: int = 1024) -> trio.MemoryReceiveChannel[bytes]:
@@ -233,36 +242,46 @@ class NatsLink:
         if client is None or not client.is_connected or subscription.client is client:
             return
         subscription.client = client  # claimed before awaiting: a concurrent attach skips it
-        forward = trio_asyncio.trio_as_aio(subscription.send.send, loop=self._loop)
+        bridge = self._bridge
 
-        async def on_message(msg) -> None:  # runs in asyncio
+        async def on_message(msg) -> None:  # runs on the asyncio loop, one message at a time
             try:
-                await forward(msg.data)
+                await bridge.send(subscription.send, msg.data)  # waits while the channel is full
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                await self._drop(subscription)
+                try:
+                    handle = await bridge.call_trio(self._forget, subscription)
+                except BridgeClosed:
+                    return
+                if handle is not None:
+                    await _unsubscribe(handle, subscription.subject)
+            except BridgeClosed:
+                pass  # the trio side is shutting down: nobody is left to read it
 
-        subscription.handle = await self._aio(client.subscribe)(subscription.subject,
-                                                                 cb=on_message)
+        subscription.handle = await bridge.run(_subscribe_and_flush, client,
+                                               subscription.subject, on_message, self.settings)
 
-    async def _drop(self, subscription: "_Subscription") -> None:
-        """Runs in asyncio, from the subscription's own callback."""
+    async def _forget(self, subscription: "_Subscription") -> object | None:
+        """Trio side of a closed subscription: never attach it again; hand back its handle."""
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
-            if subscription.handle is not None:
-                try:
-                    await subscription.handle.unsubscribe()
-                except Exception as exc:
-                    log.debug("unsubscribe from %s failed: %s", subscription.subject, exc)
+            return subscription.handle
+        return None
 
-    # ---- asyncio callbacks ------------------------------------------------------------------
+    # ---- asyncio callbacks (run on the loop; our state is changed on the trio side) ---------
     async def _aio_disconnected(self) -> None:
-        await trio_asyncio.trio_as_aio(self._async_set_connected, loop=self._loop)(False)
+        await self._tell_trio(self._async_set_connected, False)
 
     async def _aio_reconnected(self) -> None:
-        await trio_asyncio.trio_as_aio(self._mark_connected, loop=self._loop)()
+        await self._tell_trio(self._mark_connected)
 
     async def _aio_closed(self) -> None:
-        await trio_asyncio.trio_as_aio(self._async_set_connected, loop=self._loop)(False)
+        await self._tell_trio(self._async_set_connected, False)
+
+    async def _tell_trio(self, async_fn, *args) -> None:
+        try:
+            await self._bridge.call_trio(async_fn, *args)
+        except BridgeClosed:
+            pass  # the run is over: the state it would update is no longer read
 
     async def _aio_error(self, exc: Exception) -> None:
         log.info("NATS client error: %s", exc)
@@ -286,5 +305,65 @@ class NatsLink:
         if self._on_state_change is not None:
             self._on_state_change(value)
 
-    def _aio(self, fn):
-        return trio_asyncio.aio_as_trio(fn, loop=self._loop)
+
+# ---- coroutines that run on the asyncio loop ---------------------------------------------------
+async def _publish_and_flush(client: nats.NATS, messages: tuple[tuple[str, bytes], ...],
+                             settings: NatsSettings) -> tuple[bool, ...]:
+    sent: list[bool] = []
+    for subject, payload in messages:
+        if not client.is_connected:
+            sent.append(False)
+            continue
+        try:
+            await client.publish(subject, payload)
+            sent.append(True)
+        except Exception as exc:
+            log.warning("NATS publish on %s failed: %s", subject, exc)
+            sent.append(False)
+    flushed = False
+    if any(sent):
+        try:
+            await _flush_in_order(client, settings)
+            flushed = client.is_connected
+        except Exception as exc:
+            log.warning("NATS flush failed: %s", exc)
+    return tuple(ok and flushed for ok in sent)
+
+
+async def _flush_in_order(client: nats.NATS, settings: NatsSettings) -> None:
+    """A PING/PONG that comes back only after the server has seen everything sent before it.
+
+    nats-py (2.16) writes flush()'s PING straight to the socket, while commands sent just before
+    (PUB, SUB) may still wait in its pending buffer for the flusher task: the PONG can return
+    before the server has them (seen in a server trace). The first flush kicks the flusher,
+    which writes that buffer before the PONG is read; the second PING is then queued behind
+    it, so its PONG proves the server processed what we sent.
+
+    Each flush is waited for with our deadline but never cancelled (see sie_actors.aio.detached:
+    a cancelled or timed-out nats-py flush kills the client's reader when its PONG comes late).
+    nats-py's own timeout is only a backstop, far beyond the point where missed PINGs have made
+    it reconnect, which empties its list of PONG futures."""
+    backstop = max(60.0, 4 * settings.ping_interval * (settings.max_outstanding_pings + 1))
+    for _ in range(2):
+        await wait_detached(client.flush(timeout=backstop), settings.flush_timeout)
+
+
+async def _subscribe_and_flush(client: nats.NATS, subject: str, cb, settings: NatsSettings):
+    """Subscribe, then make sure the server has the interest before anyone relies on it.
+
+    `subscribe()` only queues the SUB; a consumer that subscribes and then reads a snapshot to
+    close its gap could otherwise miss a message published in between. If the flush fails the
+    connection is going down: nats-py re-subscribes on reconnect, and reconnects resync anyway."""
+    handle = await client.subscribe(subject, cb=cb)
+    try:
+        await _flush_in_order(client, settings)
+    except Exception as exc:
+        log.info("NATS flush after subscribing to %s failed: %s", subject, exc)
+    return handle
+
+
+async def _unsubscribe(handle, subject: str) -> None:
+    try:
+        await handle.unsubscribe()
+    except Exception as exc:
+        log.debug("unsubscribe from %s failed: %s", subject, exc)

@@ -42,3 +42,7 @@ class Backend(Protocol):
     def list_names(self, rel_dir: str) -> list[str]:
         """Base names of the regular files directly in ``rel_dir``; [] when it does not exist."""
         ...
+
+    def close(self) -> None:
+        """Release what the backend holds beyond its files (idempotent); reads after it fail."""
+        ...

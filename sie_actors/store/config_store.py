@@ -78,6 +78,10 @@ class ConfigStore:
         """
         return cls(open_backend(url, timeout=timeout), clock=clock)
 
+    def close(self) -> None:
+        """Release the backend's resources (an object store's lease on the asyncio loop)."""
+        self._backend.close()
+
     @property
     def location(self) -> str:
         """Where the store lives, for logs."""

@@ -9,7 +9,7 @@ That is safe only under the single-writer assumption of sie-config (one replica 
 from __future__ import annotations
 
 import posixpath
-from typing import Any
+from typing import Any, Callable
 
 from sie_actors.store.errors import StoreUnavailable
 
@@ -21,14 +21,22 @@ class FsspecBackend:
     aiohttp, ...), so any exception other than "not found" becomes StoreUnavailable here.
     """
 
-    def __init__(self, fs: Any, root: str, *, timeout: float | None = 10.0) -> None:
+    def __init__(self, fs: Any, root: str, *, timeout: float | None = 10.0,
+                 on_close: Callable[[], None] | None = None) -> None:
         self._fs = fs
+        self._on_close = on_close
         self._root = root.rstrip("/")
         # Cloud clients retry for minutes against an unreachable or paused endpoint; the writer
         # must answer 503 long before that. fsspec's async filesystems (s3fs, gcsfs) take a
         # per-call `timeout` and cancel the request when it passes.
         self._bounded = {"timeout": timeout} if timeout and getattr(fs, "async_impl", False) \
             else {}
+
+    def close(self) -> None:
+        """Let go of what the filesystem holds beyond itself (its asyncio loop lease)."""
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
 
     @property
     def location(self) -> str:

@@ -112,6 +112,9 @@ class LocalBackend:
             raise StoreUnavailable(f"cannot stat {path}: {exc}") from exc
         return True
 
+    def close(self) -> None:
+        """Nothing to release: every call opens and closes its own files."""
+
     def list_names(self, rel_dir: str) -> list[str]:
         path = self._path(rel_dir)
         try:

@@ -10,7 +10,6 @@ phone width) are saved under `$SIE_TEST_ARTIFACTS` (else the test's tmp dir).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tempfile
@@ -41,10 +40,6 @@ def browser_page(tmp_path):
         pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (.ci/run does it)")
     from playwright.sync_api import sync_playwright
     profile = tempfile.mkdtemp(prefix="sie-chromium-")
-    # Playwright runs its own asyncio loop; an in-process NATS test earlier in the session may
-    # have left trio-asyncio's loop policy installed, whose loops cannot nest: use the default.
-    policy = asyncio.get_event_loop_policy()
-    asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
     try:
         with sync_playwright() as pw:
             context = pw.chromium.launch_persistent_context(
@@ -55,7 +50,6 @@ def browser_page(tmp_path):
             finally:
                 context.close()
     finally:
-        asyncio.set_event_loop_policy(policy)
         shutil.rmtree(profile, ignore_errors=True)
 
 

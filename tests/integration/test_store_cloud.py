@@ -141,3 +141,16 @@ def test_store_down_then_up(object_store, spawn):
     assert httpx.get(svc.url + "/v1/configs/models/during/outage").status_code == 404
     epoch = httpx.get(svc.url + "/v1/configs/epoch").json()["epoch"]
     assert epoch >= 2
+
+
+def test_stop_with_store_and_nats_is_clean(object_store, spawn, nats_server):
+    # The object store and NATS share the one asyncio loop thread; SIGTERM must unwind both
+    # without asyncio's complaints (pending tasks destroyed, unclosed sessions, tracebacks).
+    svc = spawn("sie_config", object_store.config_env(SIE_NATS_URL=nats_server.url))
+    assert post(svc.url, model("quiet/one")).status_code == 201
+    assert svc.stop(timeout=20) == 0
+    log = svc.log_text()
+    assert "sie-config serving on" in log
+    for noise in ("Traceback", "Task was destroyed", "Unclosed", "Exception ignored",
+                  "never retrieved", "InvalidStateError"):
+        assert noise not in log, log

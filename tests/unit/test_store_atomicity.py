@@ -149,6 +149,9 @@ class RecordingBackend:
     def exists(self, rel: str) -> bool:
         return self.inner.exists(rel)
 
+    def close(self) -> None:
+        self.inner.close()
+
     def list_names(self, rel_dir: str) -> list[str]:
         return self.inner.list_names(rel_dir)
 
