@@ -112,7 +112,7 @@ def plan(out: Path) -> None:
         "nats": {
             "network_mode": "host",
             "command": ["nats-server", "-a", LOOPBACK, "-p", str(ports["nats"]),
-                        "-m", str(ports["nats-monitor"])],
+                        "-m", str(ports["nats-monitor"]), "-js", "-sd", "/tmp/nats-js"],
             "healthcheck": healthcheck(f"{url['nats-monitor']}/healthz"),
         },
         "sie-config": {

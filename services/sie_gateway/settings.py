@@ -29,6 +29,7 @@ class GatewaySettings:
     announce_grace: float = 30.0
     bootstrap_timeout: float = 10.0
     nats_ping_interval: float = 2.0
+    request_timeout: float = 30.0  # an encode's wait for its results, then 503 MODEL_LOADING
     name: str = "sie-gateway"
 
     @classmethod
@@ -52,6 +53,7 @@ class GatewaySettings:
             heartbeat_timeout=env_float(env, "SIE_GATEWAY_HEARTBEAT_TIMEOUT_S", 15.0),
             announce_grace=env_float(env, "SIE_GATEWAY_WORKER_GRACE_S", 30.0),
             nats_ping_interval=env_float(env, "SIE_NATS_PING_INTERVAL_S", 2.0),
+            request_timeout=env_float(env, "SIE_GATEWAY_REQUEST_TIMEOUT_S", 30.0),
             name=env.get("POD_NAME") or env.get("HOSTNAME") or "sie-gateway",
         )
         values.update(overrides)

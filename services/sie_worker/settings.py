@@ -14,7 +14,7 @@ from typing import Mapping
 
 from sie_actors.domain.delta import parse_trusted_producers
 from sie_actors.seed import default_dir
-from sie_actors.settings import env_float
+from sie_actors.settings import env_flag, env_float
 
 # Characters that cannot appear in one NATS subject token (the original's worker refuses them).
 _BAD_BUNDLE_CHARS = ("*", ">", " ", ".", "\t", "/")
@@ -74,6 +74,8 @@ class WorkerSettings:
     http_timeout_s: float = 5.0
     bootstrap_backoff_initial_s: float = 0.2
     bootstrap_backoff_max_s: float = 5.0
+    preload: bool = False       # load the bundle's models as their configs arrive
+    ack_wait_s: float = 5.0     # JetStream ack_wait; progress acks every ack_wait/5 keep it alive
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, host: str = "127.0.0.1",
@@ -103,6 +105,8 @@ class WorkerSettings:
             nats_ping_interval=env_float(env, "SIE_NATS_PING_INTERVAL_S", 2.0),
             http_timeout_s=env_float(env, "SIE_WORKER_HTTP_TIMEOUT_S", 5.0),
             bootstrap_backoff_max_s=env_float(env, "SIE_WORKER_BOOTSTRAP_BACKOFF_MAX_S", 5.0),
+            preload=env_flag(env.get("SIE_WORKER_PRELOAD")),
+            ack_wait_s=env_float(env, "SIE_WORKER_ACK_WAIT_S", 5.0),
         )
         values.update(overrides)
         initial = values.get("bootstrap_backoff_initial_s", cls.bootstrap_backoff_initial_s)
