@@ -1,7 +1,7 @@
 """The gateway's one result inbox: `_INBOX.{router_id}.>`, gathered per request id.
 
-Every encode request registers its request id and item count here before publishing; one pump
-task reads the inbox subscription and files each `WorkResult` under its request id and item
+Every encode request registers its request id and item count here before publishing; one
+`subject_pump` reads the inbox subscription and files each `WorkResult` under its request id and item
 index. A result for an unknown request (late, after a timeout, or forged) is dropped, a second
 result for the same item (a redelivery that raced a slow worker) is ignored, and an item index
 outside the request is dropped: a response is built only from its own request's results.
@@ -17,7 +17,6 @@ import trio
 
 from sie_actors.inference import wire
 from sie_actors.inference.wire import WorkResult
-from sie_actors.nats.link import NatsLink
 
 log = logging.getLogger("sie_gateway.inbox")
 
@@ -57,7 +56,7 @@ class Inbox:
     def close(self, request_id: str) -> None:
         self._pending.pop(request_id, None)
 
-    def deliver(self, raw: bytes) -> None:
+    async def deliver(self, raw: bytes) -> None:
         try:
             result = wire.unpack_work_result(raw)
         except wire.WireError as exc:
@@ -69,10 +68,3 @@ class Inbox:
             self.dropped += 1
             return
         pending.file(result)
-
-    async def pump(self, link: NatsLink) -> None:
-        """The supervised task: subscribe and file results until cancelled."""
-        messages = await link.subscribe(self.subject, buffer=4096)
-        async with messages:
-            async for raw in messages:
-                self.deliver(raw)

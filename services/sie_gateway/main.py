@@ -11,7 +11,7 @@ Supervision tree:
         worker-session <url> (Supervisor)       one per worker
           session WorkerSessionActor            its /ws/status stream
       announces   subject_pump: announcements -> workers (with SIE_NATS_URL)
-      inbox       Inbox.pump: _INBOX.{router_id}.> -> pending encodes (with SIE_NATS_URL)
+      inbox       subject_pump: _INBOX.{router_id}.> -> pending encodes (with SIE_NATS_URL)
 
 The mirror and the poller are the shared ones of `sie_actors.actors.mirror` (a worker runs the
 same, scoped to its bundle); the gateway's are scoped to every bundle and the full export.
@@ -76,9 +76,11 @@ def announcements_to(workers: ActorRef):
     return forward
 
 
-async def forget_streams_on_reconnect(link: NatsLink, queue: WorkQueue) -> None:
+async def forget_streams_on_reconnect(link: NatsLink, queue: WorkQueue, *,
+                                      task_status=trio.TASK_STATUS_IGNORED) -> None:
     """A reconnect may reach a restarted server, which has lost the memory work streams."""
     events = link.reconnect_events()
+    task_status.started()
     async for _ in events:
         queue.forget_streams()
 
@@ -149,7 +151,7 @@ async def _run_tree(settings: GatewaySettings, shutdown: trio.Event, metrics: Ga
     inbox = Inbox()
     queue = WorkQueue(link) if link is not None else None
     if link is not None:
-        children.append(ChildSpec("inbox", partial(inbox.pump, link)))
+        children.append(ChildSpec("inbox", subject_pump(link, inbox.subject, inbox.deliver)))
         children.append(ChildSpec("queue-resets", partial(forget_streams_on_reconnect, link,
                                                           queue)))
     children += fleet.children

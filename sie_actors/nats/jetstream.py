@@ -161,7 +161,7 @@ async def _pull_subscribe(client, pool: str, durable: str, ack_wait: float, max_
                                    stream=wire.stream_name(pool), config=config)
 
 
-async def _fetch(handle, batch: int, timeout: float) -> list[tuple[bytes, int, Any]]:
+async def _fetch(_client, handle, batch: int, timeout: float) -> list[tuple[bytes, int, Any]]:
     try:
         msgs = await handle.fetch(batch, timeout=timeout)
     except nats.errors.TimeoutError:
@@ -169,6 +169,6 @@ async def _fetch(handle, batch: int, timeout: float) -> list[tuple[bytes, int, A
     return [(m.data, m.metadata.num_delivered, m) for m in msgs]
 
 
-async def _call_each(msgs: list, method: str, args: tuple) -> None:
+async def _call_each(_client, msgs: list, method: str, args: tuple) -> None:
     for msg in msgs:
         await getattr(msg, method)(*args)

@@ -26,7 +26,9 @@ async def preload(cell: ViewCell, hosts: ModelHosts) -> None:
 
 
 async def run_inference(link: NatsLink, cell: ViewCell, consumer_settings: ConsumerSettings,
-                        metrics, *, preload_models: bool, threads: int | None = None) -> None:
+                        metrics, *, preload_models: bool, threads: int | None = None,
+                        task_status=trio.TASK_STATUS_IGNORED) -> None:
+    task_status.started()
     async with trio.open_nursery() as nursery:
         def publish_loaded() -> None:
             cell.publish(cell.current.evolve(loaded_models=hosts.loaded()))
