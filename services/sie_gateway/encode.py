@@ -10,6 +10,7 @@ shared code.
 
 from __future__ import annotations
 
+import importlib.metadata
 import time
 import uuid
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from sie_gateway.workers import WorkerView
 
 ENCODE_RULE = "/v1/encode/<path:spec>"
 ENCODE_PREFIX = "/v1/encode/"
-VERSION = "sie-actors"
+VERSION = importlib.metadata.version("sie-actors")
 PROVISIONING_RETRY_S = 120
 PROVISIONING_WAIT_S = 180
 

@@ -76,8 +76,8 @@ def test_up_help_describes_every_option():
 def test_banner_prints_the_example_file_as_a_heredoc_in_a_temp_dir(tmp_path):
     plan = plan_cluster(data_dir=tmp_path, base_port=41000, nats_port=41999)
     text = banner(plan, 1.0)
-    block = "cat > e5.yaml <<'YAML'\n" + EXAMPLE_MODEL.read_text() + "YAML\n"
+    block = "cat > minilm.yaml <<'YAML'\n" + EXAMPLE_MODEL.read_text() + "YAML\n"
     assert block in text
-    assert text.index('cd "$(mktemp -d)"') < text.index("cat > e5.yaml")
+    assert text.index('cd "$(mktemp -d)"') < text.index("cat > minilm.yaml")
     assert "SIE_ADMIN_TOKEN" not in text
     assert "export SIE_ADMIN_TOKEN=s3cret" in banner(plan, 1.0, "s3cret")
