@@ -28,11 +28,14 @@ class Pending:
     results: dict[int, WorkResult] = field(default_factory=dict)
     done: trio.Event = field(default_factory=trio.Event)
 
-    def file(self, result: WorkResult) -> None:
-        if 0 <= result.item_index < self.total and result.item_index not in self.results:
-            self.results[result.item_index] = result
-            if len(self.results) == self.total:
-                self.done.set()
+    def file(self, result: WorkResult) -> bool:
+        """Keep the first result of each of this request's items; False if it was not kept."""
+        if not 0 <= result.item_index < self.total or result.item_index in self.results:
+            return False
+        self.results[result.item_index] = result
+        if len(self.results) == self.total:
+            self.done.set()
+        return True
 
 
 class Inbox:
@@ -64,7 +67,5 @@ class Inbox:
             log.warning("dropping a bad work result: %s", exc)
             return
         pending = self._pending.get(result.request_id)
-        if pending is None:
+        if pending is None or not pending.file(result):
             self.dropped += 1
-            return
-        pending.file(result)

@@ -278,3 +278,27 @@ def test_nats_down_is_503_at_once(tmp_path):
         assert r.status_code == 200, r.text
     finally:
         c.close()
+
+
+def test_cli_add_wait_loaded_then_encode(cluster, tmp_path):
+    import subprocess
+    import sys
+    doc = tmp_path / "minilm-cli.yaml"
+    doc.write_bytes(minilm_doc("acme/minilm-cli"))
+    env = dict(os.environ, SIE_CONFIG_URL=cluster.config.url,
+               SIE_GATEWAY_URLS=cluster.gateway.url)
+
+    def sie(*args):
+        return subprocess.run([sys.executable, "-m", "sie_tools.admin", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+    added = sie("models", "add", str(doc), "--wait", "--loaded", "--timeout", "60")
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert "loaded: every replica reports a worker with acme/minilm-cli loaded" in added.stdout
+    assert cluster.loaded_workers("acme/minilm-cli")
+    shown = sie("encode", "acme/minilm-cli", "hello")
+    assert shown.returncode == 0, shown.stderr
+    assert "acme/minilm-cli: 'hello' -> dense 384 dims [-0.0628, 0.0550" in shown.stdout
+    as_json = sie("encode", "acme/minilm-cli", "hello", "--json")
+    assert json.loads(as_json.stdout)["items"][0]["dense"]["dims"] == 384
+    missing = sie("encode", "nobody/nothing", "hello")
+    assert missing.returncode == 1 and "404" in missing.stderr
