@@ -39,10 +39,11 @@ class Pending:
 
 
 class Inbox:
-    def __init__(self, router_id: str | None = None) -> None:
+    def __init__(self, router_id: str | None = None, on_drop=None) -> None:
         self.router_id = router_id or uuid.uuid4().hex
         self._pending: dict[str, Pending] = {}
         self.dropped = 0
+        self._on_drop = on_drop
 
     @property
     def subject(self) -> str:
@@ -63,9 +64,14 @@ class Inbox:
         try:
             result = wire.unpack_work_result(raw)
         except wire.WireError as exc:
-            self.dropped += 1
             log.warning("dropping a bad work result: %s", exc)
+            self._drop()
             return
         pending = self._pending.get(result.request_id)
         if pending is None or not pending.file(result):
-            self.dropped += 1
+            self._drop()
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        if self._on_drop is not None:
+            self._on_drop()

@@ -148,7 +148,7 @@ async def _run_tree(settings: GatewaySettings, shutdown: trio.Event, metrics: Ga
     if link is not None:
         children.append(ChildSpec("announces", subject_pump(
             link, ANNOUNCE_SUBJECT, announcements_to(workers_box.ref))))
-    inbox = Inbox()
+    inbox = Inbox(on_drop=metrics.encode_late_results.inc)
     queue = WorkQueue(link) if link is not None else None
     if link is not None:
         children.append(ChildSpec("inbox", subject_pump(link, inbox.subject, inbox.deliver)))

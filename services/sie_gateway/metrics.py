@@ -44,6 +44,9 @@ class GatewayMetrics(ServiceMetrics):
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
         self.encode_timeouts = self.counter(
             "encode_timeouts", "Encodes answered 503 MODEL_LOADING after the timeout", ("model",))
+        self.encode_late_results = self.counter(
+            "encode_late_results", "Work results dropped at the inbox: for no waiting request "
+            "(late, after a timeout), a duplicate, or not a work result")
         self.refreshers: list[Callable[[], None]] = []
 
     def histogram(self, name: str, doc: str, labels: tuple[str, ...] = (), **kwargs) -> Histogram:

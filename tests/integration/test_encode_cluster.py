@@ -71,6 +71,7 @@ class Cluster:
             SIE_GATEWAY_REQUEST_TIMEOUT_S="30").items()
             if k not in ("SIE_BUNDLES_DIR", "SIE_MODELS_DIR")}
         self.gateway = self.spawn("sie_gateway", genv, "/readyz")
+        self.gateway_env = genv
 
     def spawn(self, module, env, ready, args=()):
         name = f"{module}-{len(self.procs)}"
@@ -83,7 +84,7 @@ class Cluster:
         assert r.status_code in (200, 201), r.text
 
     def encode(self, model: str, body, *, msgpack_body: bool = False, timeout: float = 60,
-               headers: dict | None = None) -> httpx.Response:
+               headers: dict | None = None, gateway=None) -> httpx.Response:
         hdrs = dict(headers or {})
         if msgpack_body:
             hdrs.setdefault("Content-Type", "application/msgpack")
@@ -94,7 +95,7 @@ class Cluster:
         else:
             hdrs.setdefault("Content-Type", "application/json")
             content = json.dumps(body).encode()
-        return httpx.post(f"{self.gateway.url}/v1/encode/{model}", content=content,
+        return httpx.post(f"{(gateway or self.gateway).url}/v1/encode/{model}", content=content,
                           headers=hdrs, timeout=timeout)
 
     def encode_ok(self, model: str, body, deadline: float = 60.0, **kw) -> httpx.Response:
@@ -231,6 +232,31 @@ def test_concurrent_requests_get_their_own_vectors(cluster):
     for t in texts:
         for item in out[t]["items"]:
             assert cosine(item["dense"]["values"], single[t]) > 0.99999
+
+
+def test_no_result_within_the_timeout_is_503_model_loading(cluster):
+    impatient = cluster.spawn("sie_gateway", dict(cluster.gateway_env,
+                                                  SIE_GATEWAY_REQUEST_TIMEOUT_S="1.5"), "/readyz")
+    try:
+        wait_until(lambda: cluster.encode("acme/minilm-support", {"items": [{"text": "x"}]},
+                                          gateway=impatient).status_code == 200, 30,
+                   what="the second gateway serving")
+        for worker in cluster.workers:
+            worker.pause()   # SIGSTOP: still "healthy" for the heartbeat timeout, answers nothing
+        try:
+            r = cluster.encode("acme/minilm-support", {"items": [{"text": "late"}]},
+                               gateway=impatient)
+        finally:
+            for worker in cluster.workers:
+                worker.resume()
+        assert r.status_code == 503, r.text
+        assert r.json()["detail"]["error"] == "MODEL_LOADING"
+        assert r.headers["Retry-After"] == "5" and r.headers["X-SIE-Error-Code"] == "MODEL_LOADING"
+        # the late results arrive for a request nobody waits for any more: dropped, not served
+        wait_until(lambda: metric(impatient.url, "sie_gateway_encode_late_results_total") >= 1,
+                   30, what="the late result dropped")
+    finally:
+        impatient.kill()
 
 
 def test_worker_sigkill_mid_request_still_succeeds(cluster):
