@@ -14,7 +14,6 @@ reconnect and whenever JetStream says the stream is missing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -25,6 +24,7 @@ import trio
 from nats.js.api import (AckPolicy, ConsumerConfig, RetentionPolicy, StorageType,
                          StreamConfig)
 
+from sie_actors.aio.gather import gather
 from sie_actors.inference import wire
 from sie_actors.nats.link import NatsLink, NotConnected
 
@@ -56,7 +56,7 @@ class WorkQueue:
     async def ensure_stream(self, pool: str) -> None:
         try:
             await self.link.run_with_client(_ensure_stream, pool)
-        except (NotConnected, nats.errors.Error, asyncio.TimeoutError) as exc:
+        except (NotConnected, nats.errors.Error, TimeoutError) as exc:
             raise QueueUnavailable(f"JetStream stream {wire.stream_name(pool)}: {exc!r}") from None
         self._streams.add(pool)
 
@@ -81,7 +81,7 @@ class WorkQueue:
                 except nats.js.errors.NoStreamResponseError:
                     self._streams.discard(pool)
                     continue
-                except (NotConnected, nats.errors.Error, asyncio.TimeoutError) as exc:
+                except (NotConnected, nats.errors.Error, TimeoutError) as exc:
                     raise QueueUnavailable(f"JetStream publish failed: {exc!r}") from None
             raise QueueUnavailable("JetStream publish timed out")
         raise QueueUnavailable(f"stream {wire.stream_name(pool)} is missing")
@@ -92,7 +92,7 @@ class WorkQueue:
         try:
             handle = await self.link.run_with_client(_pull_subscribe, pool, durable, ack_wait,
                                                      max_deliver)
-        except (NotConnected, nats.errors.Error, asyncio.TimeoutError) as exc:
+        except (NotConnected, nats.errors.Error, TimeoutError) as exc:
             raise QueueUnavailable(f"pull consumer {durable}: {exc!r}") from None
         return PullConsumer(self.link, handle)
 
@@ -106,7 +106,7 @@ class PullConsumer:
         """Up to `batch` messages; an empty list when none came within `timeout`."""
         try:
             found = await self.link.run_with_client(_fetch, self._handle, batch, timeout)
-        except (NotConnected, nats.errors.Error, asyncio.TimeoutError) as exc:
+        except (NotConnected, nats.errors.Error, TimeoutError) as exc:
             raise QueueUnavailable(f"fetch failed: {exc!r}") from None
         return [Delivery(data, delivered, msg) for data, delivered, msg in found]
 
@@ -129,7 +129,7 @@ class PullConsumer:
         try:
             await self.link.run_with_client(_call_each, [d.handle for d in deliveries], method,
                                             args)
-        except (NotConnected, nats.errors.Error, asyncio.TimeoutError) as exc:
+        except (NotConnected, nats.errors.Error, TimeoutError) as exc:
             # Not fatal: an unacked message comes back after ack_wait, which is the point.
             log.info("%s of %d messages failed: %r", method, len(deliveries), exc)
 
@@ -149,7 +149,7 @@ async def _ensure_stream(client, pool: str) -> None:
 
 async def _publish_all(client, messages: tuple[tuple[str, bytes], ...], timeout: float) -> None:
     js = client.jetstream(timeout=timeout)
-    await asyncio.gather(*(js.publish(subject, data, timeout=timeout)
+    await gather(*(js.publish(subject, data, timeout=timeout)
                            for subject, data in messages))
 
 
