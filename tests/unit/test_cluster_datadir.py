@@ -81,3 +81,12 @@ def test_banner_prints_the_example_file_as_a_heredoc_in_a_temp_dir(tmp_path):
     assert text.index('cd "$(mktemp -d)"') < text.index("cat > minilm.yaml")
     assert "SIE_ADMIN_TOKEN" not in text
     assert "export SIE_ADMIN_TOKEN=s3cret" in banner(plan, 1.0, "s3cret")
+
+
+def test_every_nats_server_runs_jetstream_and_cluster_workers_preload(tmp_path):
+    from sie_actors.procs import NatsServer
+    plan = plan_cluster(data_dir=tmp_path, base_port=41000, nats_port=41999)
+    argv = list(plan.nats.argv)
+    assert "-js" in argv and argv[argv.index("-sd") + 1] == str(tmp_path / "nats-js")
+    assert "-js" in NatsServer(port=41998, store_dir=tmp_path / "js").argv
+    assert all(w.env["SIE_WORKER_PRELOAD"] == "true" for w in plan.workers)
