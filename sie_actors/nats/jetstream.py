@@ -113,6 +113,20 @@ class PullConsumer:
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         await self._each(deliveries, "ack")
 
+    async def reply_and_ack(self, replies: Sequence[tuple[str, bytes]],
+                            deliveries: Sequence[Delivery]) -> bool:
+        """Publish the replies (core NATS), then ack, in one trip to the loop and in this order
+        on the one connection: the server sees the ack only after the replies. No flush: if the
+        connection drops, the ack is lost with the replies and the items come back after
+        ack_wait. Returns False when something failed (the items then come back)."""
+        try:
+            await self.link.run_with_client(_reply_and_ack, tuple(replies),
+                                            [d.handle for d in deliveries])
+            return True
+        except (NotConnected, nats.errors.Error, TimeoutError) as exc:
+            log.info("replying to %d items failed: %r", len(deliveries), exc)
+            return False
+
     async def term(self, deliveries: Sequence[Delivery]) -> None:
         await self._each(deliveries, "term")
 
@@ -164,9 +178,18 @@ async def _pull_subscribe(client, pool: str, durable: str, ack_wait: float, max_
 async def _fetch(_client, handle, batch: int, timeout: float) -> list[tuple[bytes, int, Any]]:
     try:
         msgs = await handle.fetch(batch, timeout=timeout)
-    except nats.errors.TimeoutError:
+    except (nats.errors.TimeoutError, TimeoutError):
+        # "no message within timeout": nats-py raises its own TimeoutError for the server's
+        # 408, and asyncio's (the builtin) when its own wait runs out first
         return []
     return [(m.data, m.metadata.num_delivered, m) for m in msgs]
+
+
+async def _reply_and_ack(client, replies: tuple[tuple[str, bytes], ...], msgs: list) -> None:
+    for subject, data in replies:
+        await client.publish(subject, data)
+    for msg in msgs:
+        await msg.ack()
 
 
 async def _call_each(_client, msgs: list, method: str, args: tuple) -> None:

@@ -5,7 +5,9 @@ host (batched by the profile's `max_batch_tokens`), publish each `WorkResult` to
 `_INBOX.{router_id}.{request_id}`, then ack. While a batch runs, every message of it gets a
 progress ack each `progress_s`, so `ack_wait` can be short (5 s): a SIGKILLed worker stops
 sending them and its items go to another worker of the pool within `ack_wait`, well inside the
-gateway's 30 s. Retryable outcomes (loading, host full) are NAKed with their delay; terminal ones
+gateway's 30 s. Results go out and the acks follow on the same connection, in that order, in
+one trip to the asyncio loop (no flush: a dropped connection loses both, and the items come
+back). Retryable outcomes (loading, host full) are NAKed with their delay; terminal ones
 (weights nowhere, an unsupported item, an unknown model) become error results.
 
 After a reconnect the consumer is rebuilt: a restarted nats-server has lost the memory stream.
@@ -161,16 +163,14 @@ class WorkConsumer:
                     results += [wire.error_result(i, worker_id, exc.message, exc.code)
                                 for i in runnable]
         if results:
-            report = await self.link.publish_confirmed(
-                [(r_item.reply_subject, r.pack()) for r, r_item in _pair(results, group)])
-            done = [by_id[r.work_item_id] for r, ok in zip(results, report.confirmed) if ok]
-            lost = [by_id[r.work_item_id] for r, ok in zip(results, report.confirmed) if not ok]
-            await consumer.ack(done)
-            await consumer.nak(lost, 0.5)
+            pairs = _pair(results, group)
+            settled = [by_id[r.work_item_id] for r in results]
+            await consumer.reply_and_ack([(item.reply_subject, r.pack()) for r, item in pairs],
+                                         settled)
             for r in results:
                 self.metrics.encode_items.labels("ok" if r.success else
                                                  (r.error_code or "error")).inc()
-            for d in done + lost:
+            for d in settled:
                 unsettled.pop(id(d), None)
         for item, delay in retry:
             delivery = by_id[item.work_item_id]
