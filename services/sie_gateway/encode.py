@@ -90,6 +90,17 @@ def work_items(route: Route, req: encode_api.EncodeRequest, request_id: str, inb
     return out
 
 
+def _payload(result: wire.WorkResult) -> dict[str, Any]:
+    """One item of the answer: its result, or its error (a worker's unreadable result too)."""
+    if not result.success:
+        return {"error": result.error, "error_code": result.error_code}
+    try:
+        return wire.read_payload(result.result_msgpack)
+    except wire.WireError as exc:
+        return {"error": f"worker {result.worker_id!r} sent an unreadable result: {exc}",
+                "error_code": "inference_error"}
+
+
 def _inference_error(exc: InferenceError, headers: dict[str, str] | None = None) -> Response:
     response = error_response(exc.status, exc.detail())
     response.headers["X-SIE-Error-Code"] = exc.code
@@ -175,12 +186,7 @@ def mount_encode(app: QuartTrio, cell: MirrorCell, tokens: Tokens, metrics: Gate
                 response.headers["Retry-After"] = str(outcome.retry_after)
             response.headers.update(headers)
             return response
-        payloads: list[dict[str, Any]] = []
-        for r in results:
-            if r.success:
-                payloads.append(wire.read_payload(r.result_msgpack))
-            else:
-                payloads.append({"error": r.error, "error_code": r.error_code})
+        payloads = [_payload(r) for r in results]
         as_msgpack = encode_api.wants_msgpack(request.headers.get("Accept"), content_type)
         data = encode_api.encode_response(route.model_id, payloads, req.items,
                                           as_msgpack=as_msgpack)
