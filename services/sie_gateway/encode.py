@@ -95,10 +95,13 @@ def _payload(result: wire.WorkResult) -> dict[str, Any]:
     if not result.success:
         return {"error": result.error, "error_code": result.error_code}
     try:
-        return wire.read_payload(result.result_msgpack)
+        payload = wire.read_payload(result.result_msgpack)
     except wire.WireError as exc:
-        return {"error": f"worker {result.worker_id!r} sent an unreadable result: {exc}",
-                "error_code": "inference_error"}
+        payload = exc
+    if isinstance(payload, dict):
+        return payload
+    return {"error": f"worker {result.worker_id!r} sent an unreadable result: {payload}",
+            "error_code": "inference_error"}
 
 
 def _inference_error(exc: InferenceError, headers: dict[str, str] | None = None) -> Response:

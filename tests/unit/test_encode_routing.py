@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import msgpack
+import numpy as np
 import pytest
 
 from sie_actors.domain.bundle import Bundle
@@ -108,3 +109,15 @@ def test_status_lists_loaded_workers_per_bundle():
     doc = model_status(entry, reg, 1, frames)
     [bundle] = doc["bundles"]
     assert bundle["acked_workers"] == ["w1", "w2"] and bundle["loaded_workers"] == ["w1"]
+
+
+def test_an_unreadable_worker_result_is_an_item_error():
+    from sie_gateway.encode import _payload
+    good = wire.unpack_work_result(wire.WorkResult(
+        work_item_id="r.0", request_id="r", item_index=0, success=True, worker_id="w",
+        result_msgpack=wire.dense_payload(np.ones(3))).pack())
+    assert _payload(good)["dense"]["dims"] == 3
+    for junk in (b"\xc1", msgpack.packb([1, 2])):
+        bad = wire.WorkResult(work_item_id="r.0", request_id="r", item_index=0, success=True,
+                              worker_id="w", result_msgpack=junk)
+        assert _payload(bad)["error_code"] == "inference_error"
