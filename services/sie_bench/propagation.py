@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import random
 
-import orjson
 import trio
 
+from sie_actors.testing.waiting import wait_for
 from sie_bench.cluster import (MainCluster, bundle_for, bundle_names, client, model_yaml, now,
                                spread_id)
 from sie_bench.rawhttp import RawHTTP
 from sie_bench.stats import Row, Target
+from sie_tools.admin.http import model_path
+from sie_tools.admin.readiness import report_of
 
 NAME = "propagation"
 
@@ -27,12 +29,10 @@ async def wait_workers(cluster: MainCluster, timeout: float = 30.0) -> None:
     expected = len(cluster.workers)
     async with client() as http:
         for gateway in cluster.gateways:
-            with trio.fail_after(timeout):
-                while True:
-                    r = await http.get(gateway.url + "/readyz")
-                    if r.status_code == 200 and r.json().get("healthy_workers") == expected:
-                        break
-                    await trio.sleep(0.05)
+            async def dialled() -> bool:
+                r = await http.get(gateway.url + "/readyz")
+                return r.status_code == 200 and r.json().get("healthy_workers") == expected
+            await wait_for(dialled, timeout, f"{gateway.url} dialled every worker", 0.05)
 
 
 async def _served(http: RawHTTP, path: str) -> None:
@@ -40,10 +40,11 @@ async def _served(http: RawHTTP, path: str) -> None:
         pass
 
 
-async def _acked(http: RawHTTP, path: str) -> None:
+async def _acked(http: RawHTTP, model_id: str) -> None:
+    path = model_path(model_id, "/status")
     while True:
         status, body = await http.get(path)
-        if status == 200 and orjson.loads(body).get("all_bundles_acked"):
+        if report_of(path, status, body).acked:
             return
 
 
@@ -68,12 +69,11 @@ async def run(cluster: MainCluster, writes: int, warmup: int = 5,
             with trio.fail_after(timeout):
                 async with trio.open_nursery() as nursery:
                     for http, gw in zip(polls, cluster.gateways):
-                        nursery.start_soon(_served, http, f"/v1/configs/models/{model_id}")
+                        nursery.start_soon(_served, http, model_path(model_id))
                 t_served = now()
                 async with trio.open_nursery() as nursery:
                     for http, gw in zip(polls, cluster.gateways):
-                        nursery.start_soon(_acked, http,
-                                           f"/v1/configs/models/{model_id}/status")
+                        nursery.start_soon(_acked, http, model_id)
                 t_acked = now()
             if i >= warmup:
                 post_ms.append((t201 - started) * 1000)
