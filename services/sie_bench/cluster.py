@@ -20,6 +20,7 @@ import yaml
 
 from sie_actors.procs import ManagedProcess, NatsServer, ServiceProcess, free_port
 from sie_actors.seed import default_dir, load_bundles
+from sie_actors.testing.waiting import wait_for
 
 BUNDLES_DIR = default_dir("bundles")
 MODELS_DIR = default_dir("models")
@@ -179,6 +180,19 @@ def wait_ready(procs: Sequence[ServiceProcess], timeout: float = 60.0,
 async def await_ready(procs: Sequence[ServiceProcess], timeout: float = 60.0,
                       path: str = "/readyz") -> None:
     await trio.to_thread.run_sync(wait_ready, procs, timeout, path)
+
+
+async def wait_dialled(http: httpx.AsyncClient, readyz: str, workers: int, timeout: float,
+                       interval: float = 0.05) -> None:
+    """Until the gateway's `/readyz` (URL or path on `http`'s base) counts `workers` healthy
+    workers: it has dialled them all."""
+    async def dialled() -> bool:
+        try:
+            r = await http.get(readyz)
+            return r.status_code == 200 and r.json().get("healthy_workers") == workers
+        except (httpx.HTTPError, ValueError):
+            return False
+    await wait_for(dialled, timeout, f"{readyz}: {workers} healthy worker(s)", interval)
 
 
 def client(base_url: str | None = None, timeout: float = 30.0) -> httpx.AsyncClient:

@@ -14,10 +14,9 @@ import random
 
 import trio
 
-from sie_actors.testing.waiting import wait_for
 from sie_bench.cluster import (MainCluster, bundle_for, bundle_names, client, model_yaml, now,
-                               spread_id)
-from sie_bench.rawhttp import RawHTTP
+                               spread_id, wait_dialled)
+from sie_bench.rawhttp import RawHTTP, served
 from sie_bench.stats import Row, Target
 from sie_tools.admin.http import model_path
 from sie_tools.admin.readiness import report_of
@@ -26,18 +25,9 @@ NAME = "propagation"
 
 
 async def wait_workers(cluster: MainCluster, timeout: float = 30.0) -> None:
-    expected = len(cluster.workers)
     async with client() as http:
         for gateway in cluster.gateways:
-            async def dialled() -> bool:
-                r = await http.get(gateway.url + "/readyz")
-                return r.status_code == 200 and r.json().get("healthy_workers") == expected
-            await wait_for(dialled, timeout, f"{gateway.url} dialled every worker", 0.05)
-
-
-async def _served(http: RawHTTP, path: str) -> None:
-    while (await http.get(path))[0] != 200:
-        pass
+            await wait_dialled(http, gateway.url + "/readyz", len(cluster.workers), timeout)
 
 
 async def _acked(http: RawHTTP, model_id: str) -> None:
@@ -69,7 +59,7 @@ async def run(cluster: MainCluster, writes: int, warmup: int = 5,
             with trio.fail_after(timeout):
                 async with trio.open_nursery() as nursery:
                     for http, gw in zip(polls, cluster.gateways):
-                        nursery.start_soon(_served, http, model_path(model_id))
+                        nursery.start_soon(served, http, model_path(model_id))
                 t_served = now()
                 async with trio.open_nursery() as nursery:
                     for http, gw in zip(polls, cluster.gateways):
