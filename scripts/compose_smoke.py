@@ -281,6 +281,20 @@ def add_model(cluster: Cluster) -> None:
             raise CheckFailed(f"{base}: {model} not acked after --wait: {report.reasons()}")
         acked = {b.bundle_id: b.acked_workers for b in report.bundles()}
         say(f"{base} {model}: all_bundles_acked at epoch {report.epoch}, {acked}")
+    fleet_page(cluster, model)
+
+
+def fleet_page(cluster: Cluster, model: str) -> None:
+    """Every gateway serves the fleet page and its data, which lists the model just added."""
+    for base in cluster.gateways:
+        page = cluster.http.get(f"{base}/")
+        if page.status_code != 200 or "text/html" not in page.headers.get("content-type", ""):
+            raise CheckFailed(f"{base}/ answered {page.status_code} "
+                              f"{page.headers.get('content-type')}")
+        fleet = cluster.json(f"{base}/v1/fleet")
+        if model not in {m["model_id"] for m in fleet["models"]}:
+            raise CheckFailed(f"{base}/v1/fleet does not list {model}")
+    say(f"fleet page served by {len(cluster.gateways)} gateways, listing {model}")
 
 
 def stream_yaml(model_id: str) -> str:
