@@ -35,7 +35,6 @@ class WorkerMetrics(ServiceMetrics):
         self.announces = self.counter("announces", "Worker announcements on NATS", ("result",))
         self.ws_clients = self.gauge("ws_clients", "Open /ws/status streams")
         self.ws_frames = self.counter("ws_frames", "Status frames sent", ("kind",))
-        self.actor_restarts = self.counter("actor_restarts", "Actor restarts", ("actor",))
         self._hash_labels: tuple[str, str] | None = None
 
     def on_view(self, view: WorkerView) -> None:
