@@ -29,7 +29,10 @@ from pathlib import Path
 import httpx
 import yaml
 
-from sie_actors.procs import LOOPBACK, free_port_block
+from sie_actors.procs import LOOPBACK, free_port_block, wait_until
+from sie_tools.admin.http import Endpoint
+from sie_tools.admin.poller import fetch_status
+from sie_tools.admin.readiness import ReplicaReport
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS = ("default", "sglang", "transformers5")  # one per bundle, as compose.yaml
@@ -61,19 +64,11 @@ class CheckFailed(Exception):
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-            last = value
-        except Exception as exc:  # noqa: BLE001 - the thing waited for may not answer yet
-            last = repr(exc)
-        if time.monotonic() >= deadline:
-            raise CheckFailed(f"timed out after {timeout:g}s waiting for {what} (last: {last})")
-        time.sleep(interval)
+    """`procs.wait_until`, failing the check (exit 1) at the deadline."""
+    try:
+        return wait_until(predicate, timeout, interval, what)
+    except TimeoutError as exc:
+        raise CheckFailed(str(exc)) from None
 
 
 # ---- plan -----------------------------------------------------------------------------------
@@ -253,12 +248,13 @@ class Cluster:
                 raise CheckFailed(f"{name} /readyz answered {response.status_code}")
         say(f"{services} containers healthy, every /readyz 200: {' '.join(sorted(self._last_health))}")
 
+    def status(self, base: str, model_id: str) -> ReplicaReport:
+        """One gateway's readiness for `model_id`, read as `sie models status` reads it."""
+        with Endpoint("gateway", base, self.read, 10.0) as gateway:
+            return fetch_status(gateway, model_id, 10.0)
+
     def acked_everywhere(self, model_id: str) -> bool:
-        for base in self.gateways:
-            response = self.get(f"{base}/v1/configs/models/{model_id}/status")
-            if response.status_code != 200 or not response.json().get("all_bundles_acked"):
-                return False
-        return True
+        return all(self.status(base, model_id).acked for base in self.gateways)
 
 
 # ---- the steps ------------------------------------------------------------------------------
@@ -281,11 +277,25 @@ def add_model(cluster: Cluster) -> None:
         raise CheckFailed(f"sie models add --wait exited {proc.returncode}")
     model = E5_ID
     for base in cluster.gateways:
-        status = cluster.json(f"{base}/v1/configs/models/{model}/status")
-        if not status["all_bundles_acked"]:
-            raise CheckFailed(f"{base}: {model} not acked after --wait: {status}")
-        acked = {b["bundle_id"]: b["acked_workers"] for b in status["bundles"]}
-        say(f"{base} {model}: all_bundles_acked at epoch {status['config_epoch']}, {acked}")
+        report = cluster.status(base, model)
+        if not report.acked:
+            raise CheckFailed(f"{base}: {model} not acked after --wait: {report.reasons()}")
+        acked = {b.bundle_id: b.acked_workers for b in report.bundles()}
+        say(f"{base} {model}: all_bundles_acked at epoch {report.epoch}, {acked}")
+    fleet_page(cluster, model)
+
+
+def fleet_page(cluster: Cluster, model: str) -> None:
+    """Every gateway serves the fleet page and its data, which lists the model just added."""
+    for base in cluster.gateways:
+        page = cluster.http.get(f"{base}/")
+        if page.status_code != 200 or "text/html" not in page.headers.get("content-type", ""):
+            raise CheckFailed(f"{base}/ answered {page.status_code} "
+                              f"{page.headers.get('content-type')}")
+        fleet = cluster.json(f"{base}/v1/fleet")
+        if model not in {m["model_id"] for m in fleet["models"]}:
+            raise CheckFailed(f"{base}/v1/fleet does not list {model}")
+    say(f"fleet page served by {len(cluster.gateways)} gateways, listing {model}")
 
 
 def encode(cluster: Cluster) -> None:

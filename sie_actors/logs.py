@@ -12,6 +12,13 @@ import os
 import sys
 import time
 
+from sie_actors.settings import Setting
+
+LOG_LEVEL = Setting(("SIE_LOG_LEVEL",), "info",
+                    "`debug`, `info`, `warning` or `error` (`--log-level` wins)")
+LOG_JSON = Setting(("SIE_LOG_JSON",), False, "`true` (also `1`, `yes`): JSON log lines "
+                   "(`--json-logs` wins)", lambda raw, name: raw.lower() in ("1", "true", "yes"))
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -28,11 +35,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str | None = None, json_lines: bool | None = None) -> None:
-    level_name = (level or os.environ.get("SIE_LOG_LEVEL") or "info").upper()
+    level_name = (level or LOG_LEVEL.read(os.environ)).upper()
     if level_name not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise SystemExit(f"unknown log level {level_name.lower()!r}")
     if json_lines is None:
-        json_lines = (os.environ.get("SIE_LOG_JSON") or "").lower() in ("1", "true", "yes")
+        json_lines = LOG_JSON.read(os.environ)
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(
         "%(asctime)s | %(levelname)-8s | %(name)s - %(message)s"))

@@ -24,6 +24,29 @@ import httpx
 
 LOOPBACK = "127.0.0.1"
 
+# What ties a process to one place in one cluster: a child never inherits these from us.
+WIRING_VARIABLES = ("SIE_AUTH_TOKEN", "SIE_ADMIN_TOKEN", "SIE_CONFIG_STORE_DIR", "SIE_NATS_URL",
+                    "SIE_CONFIG_SERVICE_URL", "SIE_GATEWAY_WORKERS", "SIE_GATEWAY_PEERS",
+                    "POD_NAME", "SIE_BUNDLE", "SIE_CONFIG_RESTORE")
+
+
+def child_env(base: Mapping[str, str] | None = None, *, keep_tuning: bool = False,
+              **extra: str) -> dict[str, str]:
+    """The environment of a child service: `base` (default: ours) cleaned, then `extra`.
+
+    The one rule for every launcher. The wiring variables are always dropped (each child gets
+    its own). With `keep_tuning` (`sie-cluster up`, `sie-chaos`) the other `SIE_*` settings pass
+    through, so `SIE_LOG_LEVEL=debug sie-cluster up` does what it says; without it (tests,
+    `sie-bench`) every `SIE_*` is dropped, so a developer's shell cannot change a result.
+    Output is unbuffered, so a child's log is complete up to the moment it is killed.
+    """
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items()
+           if k not in WIRING_VARIABLES and (keep_tuning or not k.startswith("SIE_"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -197,6 +220,16 @@ class ServiceProcess(ManagedProcess):
         full_env = dict(os.environ if env is None else env)
         full_env.setdefault("PYTHONUNBUFFERED", "1")
         super().__init__(name, argv, env=full_env, log_path=log_path)
+
+    @classmethod
+    def planned(cls, name: str, argv: Sequence[str], port: int, env: Mapping[str, str],
+                log_path: Path | None = None) -> "ServiceProcess":
+        """A service whose command line and environment a cluster plan wrote
+        (`sie_cluster.topology.plan_cluster`), run by the sync layer (`sie-bench`)."""
+        proc = cls.__new__(cls)
+        proc.port = port
+        ManagedProcess.__init__(proc, name, list(argv), env=dict(env), log_path=log_path)
+        return proc
 
     @property
     def url(self) -> str:

@@ -3,12 +3,11 @@ service subprocesses. Nothing is assumed to be running beforehand."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from sie_actors.procs import NatsServer, ServiceProcess
+from sie_actors.procs import NatsServer, ServiceProcess, child_env
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -44,9 +43,6 @@ def spawn(tmp_path):
 
 def base_env(**extra: str) -> dict[str, str]:
     """Environment for a child service: the project's seed dirs, no inherited tokens."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("SIE_") and k != "POD_NAME"}
-    env.update({"SIE_BUNDLES_DIR": str(REPO / "bundles"), "SIE_MODELS_DIR": str(REPO / "models"),
-                "POD_NAME": "sie-config-test"})
-    env.update(extra)
-    return env
+    return child_env(**{"SIE_BUNDLES_DIR": str(REPO / "bundles"),
+                        "SIE_MODELS_DIR": str(REPO / "models"), "POD_NAME": "sie-config-test",
+                        **extra})

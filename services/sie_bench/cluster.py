@@ -7,7 +7,6 @@ waited for together.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import time
@@ -18,8 +17,11 @@ import httpx
 import trio
 import yaml
 
-from sie_actors.procs import ManagedProcess, NatsServer, ServiceProcess, free_port
+from sie_actors.procs import (ManagedProcess, NatsServer, ServiceProcess, child_env,
+                              free_port, free_port_block)
 from sie_actors.seed import default_dir, load_bundles
+from sie_actors.testing.waiting import wait_for
+from sie_cluster.topology import ProcessSpec, plan_cluster
 
 BUNDLES_DIR = default_dir("bundles")
 MODELS_DIR = default_dir("models")
@@ -90,14 +92,6 @@ def preload_store(store_dir: Path, count: int) -> list[str]:
     return ids
 
 
-def service_env(**extra: str) -> dict[str, str]:
-    """A child's environment: no inherited SIE_* settings, the repo's seed, quiet access logs."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIE_") and k != "POD_NAME"}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
 def seed_env() -> dict[str, str]:
     return {"SIE_BUNDLES_DIR": str(BUNDLES_DIR), "SIE_MODELS_DIR": str(MODELS_DIR)}
 
@@ -141,9 +135,17 @@ class Fleet:
         ManagedProcess.start(proc)
         return proc
 
+    def planned(self, spec: ProcessSpec) -> ServiceProcess:
+        """Start (do not wait) one service of a `plan_cluster` plan."""
+        proc = ServiceProcess.planned(spec.name, spec.argv, spec.port, spec.env,
+                                      self.workdir / f"{spec.name}.log")
+        self.processes.append(proc)
+        ManagedProcess.start(proc)
+        return proc
+
     def config(self, name: str, nats_url: str | None, store_dir: Path | None,
                **extra: str) -> ServiceProcess:
-        env = service_env(**seed_env(), POD_NAME="sie-config", **extra)
+        env = child_env(**seed_env(), POD_NAME="sie-config", **extra)
         if nats_url:
             env["SIE_NATS_URL"] = nats_url
         if store_dir is not None:
@@ -151,14 +153,9 @@ class Fleet:
             env["SIE_CONFIG_RESTORE"] = "true"
         return self.service("sie_config", name, env)
 
-    def worker(self, name: str, bundle: str, config_url: str, nats_url: str) -> ServiceProcess:
-        env = service_env(**seed_env(), SIE_CONFIG_SERVICE_URL=config_url, SIE_NATS_URL=nats_url,
-                          SIE_BUNDLE=bundle, SIE_POOL=bundle, POD_NAME=name)
-        return self.service("sie_worker", name, env, ["--bundle", bundle, "--name", name])
-
     def gateway(self, name: str, config_url: str | None, nats_url: str | None,
                 workers: Sequence[str] = (), seed: bool = False, **extra: str) -> ServiceProcess:
-        env = service_env(POD_NAME=name, **{"SIE_GATEWAY_POLL_INTERVAL_S": "60", **extra})
+        env = child_env(POD_NAME=name, **{"SIE_GATEWAY_POLL_INTERVAL_S": "60", **extra})
         if seed:
             env.update(seed_env())
         if config_url:
@@ -181,6 +178,19 @@ async def await_ready(procs: Sequence[ServiceProcess], timeout: float = 60.0,
     await trio.to_thread.run_sync(wait_ready, procs, timeout, path)
 
 
+async def wait_dialled(http: httpx.AsyncClient, readyz: str, workers: int, timeout: float,
+                       interval: float = 0.05) -> None:
+    """Until the gateway's `/readyz` (URL or path on `http`'s base) counts `workers` healthy
+    workers: it has dialled them all."""
+    async def dialled() -> bool:
+        try:
+            r = await http.get(readyz)
+            return r.status_code == 200 and r.json().get("healthy_workers") == workers
+        except (httpx.HTTPError, ValueError):
+            return False
+    await wait_for(dialled, timeout, f"{readyz}: {workers} healthy worker(s)", interval)
+
+
 def client(base_url: str | None = None, timeout: float = 30.0) -> httpx.AsyncClient:
     kwargs = {"timeout": timeout, "limits": httpx.Limits(max_keepalive_connections=64)}
     if base_url:
@@ -193,8 +203,10 @@ def now() -> float:
 
 
 class MainCluster:
-    """The cluster of `sie-cluster up`: NATS, sie-config with a store, one real worker per
-    bundle, two gateways that dial every worker. `models` API models are in the store at start."""
+    """The cluster of `sie-cluster up`, from its own plan (`plan_cluster`): NATS, sie-config
+    with a store, one real worker per bundle, gateways that dial every worker. `models` API
+    models are in the store at start. Gateways poll the epoch once a minute (the backstop only),
+    so the measured propagation is the NATS path's."""
 
     def __init__(self, workdir: Path, models: int, gateways: int = 2) -> None:
         self.fleet = Fleet(workdir)
@@ -207,16 +219,16 @@ class MainCluster:
         self.gateways: list[ServiceProcess] = []
 
     def start(self) -> "MainCluster":
-        store = self.fleet.workdir / "store"
-        self.model_ids = preload_store(store, self.models)
-        self.nats = self.fleet.nats()
-        self.config = self.fleet.config("sie-config", self.nats.url, store)
+        plan = plan_cluster(data_dir=self.fleet.workdir,
+                            base_port=free_port_block(10 + len(bundle_names())),
+                            nats_port=free_port(), gateways=self.gateway_count,
+                            base_env=child_env(), extra_env={"SIE_GATEWAY_POLL_INTERVAL_S": "60"})
+        self.model_ids = preload_store(plan.store_dir, self.models)
+        self.nats = self.fleet.nats(port=plan.nats.port)
+        self.config = self.fleet.planned(plan.config)
         wait_ready([self.config])
-        self.workers = [self.fleet.worker(f"worker-{b}-0", b, self.config.url, self.nats.url)
-                        for b in bundle_names()]
-        self.gateways = [self.fleet.gateway(f"gateway-{i}", self.config.url, self.nats.url,
-                                            [w.url for w in self.workers])
-                         for i in range(self.gateway_count)]
+        self.workers = [self.fleet.planned(spec) for spec in plan.workers]
+        self.gateways = [self.fleet.planned(spec) for spec in plan.gateways]
         wait_ready(self.workers + self.gateways)
         return self
 

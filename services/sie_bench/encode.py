@@ -1,7 +1,7 @@
 """The data plane: encode through the cluster against the same adapter called in this process.
 
-Processes: nats-server (JetStream), sie-config, one worker of the default bundle with preload on,
-two gateways. Three figures, all with sentence-transformers/all-MiniLM-L6-v2 (its weights must be
+Processes: `sie-cluster up`'s plan (nats-server with JetStream, sie-config, one worker per bundle
+with preload on, two gateways). Three figures, all with sentence-transformers/all-MiniLM-L6-v2 (its weights must be
 on the machine: `sie weights pull sentence-transformers/all-MiniLM-L6-v2`):
 
 - throughput: batches of 32 short sentences, client → gateway → JetStream → worker → client,
@@ -25,7 +25,7 @@ import yaml
 from sie_actors.inference.loading import load_adapter
 from sie_actors.procs import wait_until
 from sie_bench.adapter_compare import sentences
-from sie_bench.cluster import Fleet, service_env, seed_env, wait_ready
+from sie_bench.cluster import MainCluster
 from sie_bench.stats import Row, Target
 
 NAME = "encode"
@@ -45,18 +45,10 @@ def _encode(client: httpx.Client, gateway: str, model: str, texts: list[str]) ->
 
 
 def measure(workdir: Path, rounds: int, singles: int, fresh_models: int) -> list[Row]:
-    with Fleet(workdir) as fleet:
-        nats = fleet.nats()
-        config = fleet.config("sie-config", nats.url, None)
-        wait_ready([config])
-        env = service_env(**seed_env(), SIE_CONFIG_SERVICE_URL=config.url, SIE_NATS_URL=nats.url,
-                          SIE_BUNDLE="default", SIE_POOL="default", POD_NAME="worker-0",
-                          SIE_WORKER_PRELOAD="true")
-        worker = fleet.service("sie_worker", "worker-0", env, ["--bundle", "default",
-                                                               "--name", "worker-0"])
-        gateways = [fleet.gateway(f"gateway-{i}", config.url, nats.url, [worker.url])
-                    for i in range(2)]
-        wait_ready([worker, *gateways])
+    cluster = MainCluster(workdir, models=0)   # sie-cluster's plan: its workers preload
+    try:
+        cluster.start()
+        config, gateways = cluster.config, cluster.gateways
         http = httpx.Client(timeout=60)
         model = "bench/minilm"
         r = http.post(config.url + "/v1/configs/models", content=yaml.safe_dump(doc(model)),
@@ -104,6 +96,8 @@ def measure(workdir: Path, rounds: int, singles: int, fresh_models: int) -> list
                            == 200, 60, interval=0.02, what=f"{fresh} served")
             first_200.append((time.perf_counter() - t0) * 1000)
         http.close()
+    finally:
+        cluster.close()
     return [
         Row(NAME, "cluster encode throughput, batches of 32 (sentences/s)", "1/s", cluster_rate,
             note=f"in-process adapter: median {statistics.median(local_rate):.1f}/s; "

@@ -18,7 +18,8 @@ import httpx
 
 import trio
 
-from sie_bench.cluster import MainCluster, service_env, wait_ready
+from sie_actors.procs import child_env
+from sie_bench.cluster import MainCluster, wait_ready
 from sie_bench.procfs import CpuMeter
 from sie_bench.stats import Row, Target
 
@@ -81,7 +82,7 @@ async def run_config(cluster: MainCluster, rounds: int, seconds: float,
         body_file = cluster.fleet.workdir / f"baseline-body{path.replace('/', '_')}.json"
         body_file.write_bytes(body)
         baseline = cluster.fleet.service("sie_bench.baseline", f"baseline{path.replace('/', '-')}",
-                                         service_env(), ["--body", str(body_file)])
+                                         child_env(), ["--body", str(body_file)])
         try:
             await trio.to_thread.run_sync(wait_ready, [baseline], 20.0, path)
             ours, ours_cpu = await load(config, path, rounds, seconds, connections)

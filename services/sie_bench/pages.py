@@ -24,7 +24,7 @@ import orjson
 import trio
 
 from sie_actors.http.metrics_text import sample_sum
-from sie_bench.cluster import Fleet, client, now
+from sie_bench.cluster import Fleet, client, now, wait_dialled
 from sie_bench.procfs import CpuMeter
 from sie_bench.sessions import FleetProcess
 from sie_bench.stats import Row, Target
@@ -102,15 +102,7 @@ async def run(workdir: Path, count: int, heartbeat: float, windows: int, pages_o
             urls = [f"http://127.0.0.1:{p}" for p in ports]
             gateway = fleet.gateway("gateway", None, None, urls, seed=True)
             async with client(gateway.url) as http:
-                with trio.fail_after(120):
-                    while True:
-                        try:
-                            r = await http.get("/readyz")
-                            if r.status_code == 200 and r.json()["healthy_workers"] == count:
-                                break
-                        except httpx.HTTPError:
-                            pass
-                        await trio.sleep(0.1)
+                await wait_dialled(http, "/readyz", count, timeout=120, interval=0.1)
                 snapshot = (await http.get("/v1/fleet")).json()
                 expected = next(b for b in snapshot["bundles"]
                                 if b["bundle_id"] == "default")["expected_bundle_config_hash"]

@@ -12,38 +12,29 @@ from __future__ import annotations
 
 import random
 
-import orjson
 import trio
 
 from sie_bench.cluster import (MainCluster, bundle_for, bundle_names, client, model_yaml, now,
-                               spread_id)
-from sie_bench.rawhttp import RawHTTP
+                               spread_id, wait_dialled)
+from sie_bench.rawhttp import RawHTTP, served
 from sie_bench.stats import Row, Target
+from sie_tools.admin.http import model_path
+from sie_tools.admin.readiness import report_of
 
 NAME = "propagation"
 
 
 async def wait_workers(cluster: MainCluster, timeout: float = 30.0) -> None:
-    expected = len(cluster.workers)
     async with client() as http:
         for gateway in cluster.gateways:
-            with trio.fail_after(timeout):
-                while True:
-                    r = await http.get(gateway.url + "/readyz")
-                    if r.status_code == 200 and r.json().get("healthy_workers") == expected:
-                        break
-                    await trio.sleep(0.05)
+            await wait_dialled(http, gateway.url + "/readyz", len(cluster.workers), timeout)
 
 
-async def _served(http: RawHTTP, path: str) -> None:
-    while (await http.get(path))[0] != 200:
-        pass
-
-
-async def _acked(http: RawHTTP, path: str) -> None:
+async def _acked(http: RawHTTP, model_id: str) -> None:
+    path = model_path(model_id, "/status")
     while True:
         status, body = await http.get(path)
-        if status == 200 and orjson.loads(body).get("all_bundles_acked"):
+        if report_of(path, status, body).acked:
             return
 
 
@@ -68,12 +59,11 @@ async def run(cluster: MainCluster, writes: int, warmup: int = 5,
             with trio.fail_after(timeout):
                 async with trio.open_nursery() as nursery:
                     for http, gw in zip(polls, cluster.gateways):
-                        nursery.start_soon(_served, http, f"/v1/configs/models/{model_id}")
+                        nursery.start_soon(served, http, model_path(model_id))
                 t_served = now()
                 async with trio.open_nursery() as nursery:
                     for http, gw in zip(polls, cluster.gateways):
-                        nursery.start_soon(_acked, http,
-                                           f"/v1/configs/models/{model_id}/status")
+                        nursery.start_soon(_acked, http, model_id)
                 t_acked = now()
             if i >= warmup:
                 post_ms.append((t201 - started) * 1000)

@@ -73,3 +73,10 @@ class RawHTTP:
         else:
             self._conn.start_next_cycle()
         return status, bytes(body)
+
+
+async def served(http: RawHTTP, path: str, pause: float = 0.0) -> None:
+    """Until `GET path` answers 200; `pause` 0 polls back to back (one round trip resolution)."""
+    while (await http.get(path))[0] != 200:
+        if pause:
+            await trio.sleep(pause)

@@ -25,9 +25,11 @@ import trio
 from sie_actors.domain.delta import ALL_SUBJECT
 from sie_actors.http.metrics_text import sample_sum
 from sie_actors.nats.link import NatsLink, NatsSettings
+from sie_actors.testing.waiting import wait_for
 
 from sie_bench.cluster import Fleet, await_ready, client, model_yaml, now, preload_store
-from sie_bench.rawhttp import RawHTTP
+from sie_bench.rawhttp import RawHTTP, served
+from sie_tools.admin.http import model_path
 from sie_bench.stats import Row, Target
 
 NAME = "recovery"
@@ -61,15 +63,9 @@ class Relay:
                 await self._changed.wait()
 
 
-async def served(http: RawHTTP, path: str) -> None:
-    while (await http.get(path))[0] != 200:
-        await trio.sleep(0.001)
-
-
 async def wait_connected(links: list[NatsLink], timeout: float = 20) -> None:
-    with trio.fail_after(timeout):
-        while not all(link.connected for link in links):
-            await trio.sleep(0.01)
+    await wait_for(lambda: all(link.connected for link in links), timeout,
+                   "every NATS link connected")
 
 
 async def run(workdir: Path, models: int, restarts: int, gaps: int,
@@ -109,7 +105,7 @@ async def run(workdir: Path, models: int, restarts: int, gaps: int,
                     with trio.fail_after(timeout):
                         async with trio.open_nursery() as n:
                             for k in which:
-                                n.start_soon(served, polls[k], f"/v1/configs/models/{model_id}")
+                                n.start_soon(served, polls[k], model_path(model_id), 0.001)
                     return now()
 
                 # warm-up: one delivered write

@@ -21,7 +21,7 @@ from pathlib import Path
 import orjson
 import trio
 
-from sie_bench.cluster import Fleet, client, now
+from sie_bench.cluster import Fleet, client, now, wait_dialled
 from sie_bench.procfs import CpuMeter
 from sie_bench.rawhttp import RawHTTP
 from sie_bench.stats import Row, Target
@@ -86,15 +86,7 @@ async def run(workdir: Path, count: int, heartbeat: float, windows: int,
             started = now()
             gateway = fleet.gateway("gateway", None, None, urls, seed=True)
             async with client(gateway.url) as http:
-                with trio.fail_after(120):
-                    while True:
-                        try:
-                            r = await http.get("/readyz")
-                            if r.status_code == 200 and r.json()["healthy_workers"] == count:
-                                break
-                        except Exception:
-                            pass
-                        await trio.sleep(0.1)
+                await wait_dialled(http, "/readyz", count, timeout=120, interval=0.1)
                 connect_ms = (now() - started) * 1000
                 listing = (await http.get("/v1/configs/models")).json()["models"]
                 model = None

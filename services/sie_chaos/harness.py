@@ -86,7 +86,7 @@ async def run_chaos(options: ChaosOptions, history: History,
                    nats=plan.nats_url, schedule=[f.describe() for f in schedule])
     say(f"sie-chaos: seed {options.seed}, {options.duration:g}s, {len(schedule)} faults; "
         f"cluster data and logs in {data_dir}")
-    store_dir = data_dir / "config-store"
+    store_dir = plan.store_dir
     limit = options.hard_limit(len(schedule))
     with trio.move_on_after(limit) as overall:
         stop_cluster = trio.Event()

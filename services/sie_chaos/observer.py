@@ -22,12 +22,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Mapping
-from urllib.parse import quote
 
 import httpx
 import trio
 
 from sie_chaos.history import History
+from sie_tools.admin.poller import fetch_status_async
 
 SYNC_FIELDS = ("epoch", "generation", "bundles_hash", "bundle_config_hashes")
 
@@ -229,14 +229,8 @@ async def not_acked(http: httpx.AsyncClient, base_url: str, model_ids, *,
 
     async def check(model_id: str) -> None:
         async with limiter:
-            try:
-                response = await http.get(
-                    f"{base_url}/v1/configs/models/{quote(model_id, safe='/')}/status",
-                    timeout=10.0)
-                body = response.json() if response.status_code == 200 else None
-            except (httpx.HTTPError, ValueError):
-                body = None
-        if body is None or (not body.get("no_bundles") and not body.get("all_bundles_acked")):
+            report = await fetch_status_async(http, base_url, model_id, timeout=10.0)
+        if not (report.acked or report.no_bundles):
             pending.append(model_id)
 
     async with trio.open_nursery() as nursery:

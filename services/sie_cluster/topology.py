@@ -6,13 +6,13 @@ and chaos tools without starting anything.
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sie_actors.procs import LOOPBACK, nats_server_argv
+from sie_actors.procs import LOOPBACK, child_env, nats_server_argv
 from sie_actors.seed import default_dir, load_bundles
+from sie_cluster.datadir import STORE_DIR
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,10 @@ class ClusterPlan:
         return (self.nats, self.config, *self.workers, *self.gateways)
 
     @property
+    def store_dir(self) -> Path:
+        return self.data_dir / STORE_DIR
+
+    @property
     def nats_url(self) -> str:
         return f"nats://{LOOPBACK}:{self.nats.port}"
 
@@ -59,13 +63,7 @@ def plan_cluster(*, data_dir: Path, base_port: int = 8080, nats_port: int = 4222
                  base_env: dict[str, str] | None = None) -> ClusterPlan:
     bundles_dir = (bundles_dir or default_dir("bundles")).resolve()
     models_dir = (models_dir or default_dir("models")).resolve()
-    env = dict(os.environ if base_env is None else base_env)
-    for key in ("SIE_AUTH_TOKEN", "SIE_ADMIN_TOKEN", "SIE_CONFIG_STORE_DIR", "SIE_NATS_URL",
-                "SIE_CONFIG_SERVICE_URL", "SIE_GATEWAY_WORKERS", "SIE_GATEWAY_PEERS", "POD_NAME",
-                "SIE_BUNDLE", "SIE_CONFIG_RESTORE"):
-        env.pop(key, None)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra_env or {})
+    env = child_env(base_env, keep_tuning=True, **(extra_env or {}))
     if admin_token:
         env["SIE_ADMIN_TOKEN"] = admin_token
     nats_url = f"nats://{LOOPBACK}:{nats_port}"
@@ -74,7 +72,7 @@ def plan_cluster(*, data_dir: Path, base_port: int = 8080, nats_port: int = 4222
     seed = dict(SIE_BUNDLES_DIR=str(bundles_dir), SIE_MODELS_DIR=str(models_dir))
     config = _service("sie_config", "sie-config", base_port,
                       dict(env, **seed, SIE_NATS_URL=nats_url,
-                           SIE_CONFIG_STORE_DIR=str(data_dir / "config-store"),
+                           SIE_CONFIG_STORE_DIR=str(data_dir / STORE_DIR),
                            SIE_CONFIG_RESTORE="true", POD_NAME="sie-config"))
     port = base_port + 10
     workers = []

@@ -121,9 +121,8 @@ async def run_service(settings: ConfigSettings, shutdown: trio.Event, *,
                                 idempotency_ttl=settings.idempotency_ttl, metrics=metrics,
                                 max_payload=(lambda: link.max_payload) if link else None,
                                 mailbox=box)))
-    supervisor = Supervisor("sie-config", children, max_restarts=20, window=60.0,
-                            on_restart=lambda child, exc: metrics.supervisor_restarts.labels(
-                                child).inc())
+    supervisor = Supervisor("sie-config", children, max_restarts=settings.supervisor_max_restarts,
+                            window=settings.supervisor_window, on_restart=metrics.count_restart)
 
     app = create_app("sie_config", metrics)
     mount(app, cell, settings.tokens, writer_box.ref, lambda: memory.completed,

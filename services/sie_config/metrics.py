@@ -22,7 +22,6 @@ class ConfigMetrics(ServiceMetrics):
                                            ("result",))
         self.store_writes = self.counter("store_writes", "Config store writes",
                                          ("op", "result"))
-        self.supervisor_restarts = self.counter("actor_restarts", "Actor restarts", ("actor",))
 
     def on_state(self, state: ConfigState) -> None:
         self.epoch.set(state.epoch)

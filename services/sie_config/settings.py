@@ -1,20 +1,23 @@
 """sie-config's settings: the seed's environment variables, parsed once at start.
 
-Tokens are read once (not per request as in the original): a running service whose credentials
-change under it is a surprise, not a feature, and a restart is how a deployment rotates secrets.
+Each one is declared once below (variable, default, parser, doc line); `docs/configuration.md`
+is generated from these declarations. Tokens are read once (not per request as in the original):
+a running service whose credentials change under it is a surprise, not a feature, and a restart
+is how a deployment rotates secrets.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from sie_actors.http.auth import Tokens
+from sie_actors.http.auth import TOKENS, Tokens
 from sie_actors.seed import default_dir
-from sie_actors.settings import env_flag, env_float
+from sie_actors.settings import (NATS_PING_INTERVAL, SUPERVISOR_MAX_RESTARTS, SUPERVISOR_WINDOW,
+                                 flag, path, positive_float, read_settings, setting)
 
 
 def producer_id(environ: Mapping[str, str]) -> str:
@@ -34,35 +37,48 @@ def producer_id(environ: Mapping[str, str]) -> str:
 class ConfigSettings:
     host: str = "127.0.0.1"
     port: int = 8080
-    bundles_dir: Path | None = None
-    models_dir: Path | None = None
-    store_url: str | None = None
-    restore: bool = False
-    nats_url: str | None = None
-    tokens: Tokens = field(default_factory=Tokens)
-    router_id: str = "sie-config"
-    idempotency_ttl: float = 24 * 3600.0
+    store_url: str | None = setting(
+        "SIE_CONFIG_STORE_DIR", None,
+        "store location: a directory, `s3://bucket/prefix` or `gs://bucket/prefix` (see "
+        "*Stores* below)", shown="unset: no store (memory only)")
+    restore: bool = setting(
+        "SIE_CONFIG_RESTORE", False,
+        "`true` (also `1`, `yes`) replays the stored models into the registry at start. Epoch, "
+        "generation and idempotency keys are always read from the store", flag)
+    store_timeout: float = setting(
+        "SIE_CONFIG_STORE_TIMEOUT_S", 10.0,
+        "bound of each call to an object store; an unreachable store fails a write with 503 "
+        "`store_unavailable` after this long", positive_float)
+    nats_url: str | None = setting(
+        "SIE_NATS_URL", None,
+        "NATS server for deltas. sie-config starts and serves reads while NATS is down; writes "
+        "get 503 `nats_unavailable` until it is connected", shown="unset: standalone")
+    nats_ping_interval: float = NATS_PING_INTERVAL.field()
+    bundles_dir: Path | None = setting(
+        "SIE_BUNDLES_DIR", None, "bundle YAML", path, unset=lambda env: default_dir("bundles"),
+        shown="`/app/bundles`, else this repository's `bundles/`")
+    models_dir: Path | None = setting(
+        "SIE_MODELS_DIR", None, "baseline model YAML", path,
+        unset=lambda env: default_dir("models"),
+        shown="`/app/models`, else this repository's `models/`")
+    tokens: Tokens = TOKENS.field(doc=(
+        "read (inference) token and admin token: writes and export need the admin token; once "
+        "it is set, reads need a token too (either one); see [Tokens](#tokens)"))
+    router_id: str = setting(
+        "POD_NAME", "sie-config",
+        "producer id (`router_id`) on deltas; gateways and workers trust `sie-config` and "
+        "`sie-config-*`", from_environ=producer_id, shown="`sie-config-<host>-<pid>`")
+    idempotency_ttl: float = setting(
+        "SIE_IDEMPOTENCY_TTL_S", 24 * 3600.0,
+        "how long a stored `Idempotency-Key` is honoured (expired records are pruned hourly)",
+        positive_float)
+    supervisor_max_restarts: int = SUPERVISOR_MAX_RESTARTS.field()
+    supervisor_window: float = SUPERVISOR_WINDOW.field()
     idempotency_memory: int = 1000
-    store_timeout: float = 10.0
-    nats_ping_interval: float = 2.0
     nats_flush_timeout: float = 1.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "ConfigSettings":
-        env = os.environ if environ is None else environ
-        values = dict(
-            bundles_dir=Path(env["SIE_BUNDLES_DIR"]) if env.get("SIE_BUNDLES_DIR")
-            else default_dir("bundles"),
-            models_dir=Path(env["SIE_MODELS_DIR"]) if env.get("SIE_MODELS_DIR")
-            else default_dir("models"),
-            store_url=env.get("SIE_CONFIG_STORE_DIR") or None,
-            restore=env_flag(env.get("SIE_CONFIG_RESTORE")),
-            nats_url=env.get("SIE_NATS_URL") or None,
-            tokens=Tokens.from_env(env),
-            router_id=producer_id(env),
-            idempotency_ttl=env_float(env, "SIE_IDEMPOTENCY_TTL_S", 24 * 3600.0),
-            store_timeout=env_float(env, "SIE_CONFIG_STORE_TIMEOUT_S", 10.0),
-            nats_ping_interval=env_float(env, "SIE_NATS_PING_INTERVAL_S", 2.0),
-        )
+        values = read_settings(cls, os.environ if environ is None else environ)
         values.update(overrides)
         return cls(**values)

@@ -155,7 +155,8 @@ async def _run_tree(settings: GatewaySettings, shutdown: trio.Event, metrics: Ga
         children.append(ChildSpec("queue-resets", partial(forget_streams_on_reconnect, link,
                                                           queue)))
     children += fleet.children
-    supervisor = Supervisor("sie-gateway", children, max_restarts=20, window=60.0)
+    supervisor = Supervisor("sie-gateway", children, max_restarts=settings.supervisor_max_restarts,
+                            window=settings.supervisor_window, on_restart=metrics.count_restart)
 
     def ready() -> bool:
         # Ready once sie-config's snapshot is applied; on a filesystem seed alone, at once.

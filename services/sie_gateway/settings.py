@@ -1,61 +1,76 @@
-"""sie-gateway's settings, from the environment (and `--worker` flags)."""
+"""sie-gateway's settings, from the environment (and `--worker` flags).
+
+Each one is declared once below (variable, default, parser, doc line); `docs/configuration.md`
+is generated from these declarations.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from sie_actors.domain.delta import parse_trusted_producers
-from sie_actors.http.auth import Tokens
-from sie_actors.settings import env_float, env_list, env_path
+from sie_actors.http.auth import TOKENS, Tokens
+from sie_actors.settings import (NATS_PING_INTERVAL, SUPERVISOR_MAX_RESTARTS, SUPERVISOR_WINDOW,
+                                 TRUSTED_PRODUCERS, path, positive_float, read_settings, setting,
+                                 url, url_list)
 
 
 @dataclass(frozen=True)
 class GatewaySettings:
     host: str = "127.0.0.1"
     port: int = 8080
-    config_url: str | None = None
-    nats_url: str | None = None
-    workers: tuple[str, ...] = ()
-    peers: tuple[str, ...] = ()  # other gateways, shown with their epochs on the fleet page
-    bundles_dir: Path | None = None  # optional filesystem seed
-    models_dir: Path | None = None
-    tokens: Tokens = field(default_factory=Tokens)
-    trusted_producers: tuple[str, ...] = ("sie-config",)
-    poll_interval: float = 5.0
-    heartbeat_timeout: float = 15.0
-    announce_grace: float = 30.0
+    config_url: str | None = setting(
+        "SIE_CONFIG_SERVICE_URL", None,
+        "sie-config base URL; unset: filesystem seed and NATS deltas only", url)
+    nats_url: str | None = setting(
+        "SIE_NATS_URL", None,
+        "NATS for deltas (`sie.config.models._all`) and worker announcements "
+        "(`sie.workers.announce`)")
+    workers: tuple[str, ...] = setting(
+        "SIE_GATEWAY_WORKERS", (), "comma-separated worker base URLs (added to `--worker`)",
+        url_list, shown="unset")
+    bundles_dir: Path | None = setting(
+        "SIE_BUNDLES_DIR", None, "optional filesystem seed (bundles), served until the first "
+        "bootstrap", path)
+    models_dir: Path | None = setting(
+        "SIE_MODELS_DIR", None, "optional filesystem seed (models), served until the first "
+        "bootstrap", path)
+    tokens: Tokens = TOKENS.field(doc=(
+        "inbound auth as on sie-config; outbound bearer to sie-config is the admin token "
+        "(export needs it), else the read token"))
+    trusted_producers: tuple[str, ...] = TRUSTED_PRODUCERS.field()
+    poll_interval: float = setting(
+        "SIE_GATEWAY_POLL_INTERVAL_S", 5.0,
+        "epoch poll backstop (also polled at once after every NATS reconnect)", positive_float)
+    heartbeat_timeout: float = setting(
+        "SIE_GATEWAY_HEARTBEAT_TIMEOUT_S", 15.0, "a worker silent this long is not eligible",
+        positive_float)
+    announce_grace: float = setting(
+        "SIE_GATEWAY_WORKER_GRACE_S", 30.0,
+        "an announced worker that stops announcing and is unhealthy is forgotten after this",
+        positive_float)
+    peers: tuple[str, ...] = setting(  # other gateways, shown with their epochs on the fleet page
+        ("SIE_GATEWAY_PEERS", "SIE_GATEWAY_URLS"), (),
+        "comma-separated base URLs of the other gateways; the fleet page shows each one's "
+        "epoch (read by this gateway every `SIE_GATEWAY_POLL_INTERVAL_S`)", url_list,
+        shown="unset")
+    nats_ping_interval: float = NATS_PING_INTERVAL.field()
+    name: str = setting(("POD_NAME", "HOSTNAME"), "sie-gateway", "NATS client name")
+    supervisor_max_restarts: int = SUPERVISOR_MAX_RESTARTS.field()
+    supervisor_window: float = SUPERVISOR_WINDOW.field()
+    request_timeout: float = setting(
+        "SIE_GATEWAY_REQUEST_TIMEOUT_S", 30.0,
+        "how long an encode waits for its results before 503 `MODEL_LOADING`", positive_float)
     bootstrap_timeout: float = 10.0
-    nats_ping_interval: float = 2.0
-    request_timeout: float = 30.0  # an encode's wait for its results, then 503 MODEL_LOADING
-    name: str = "sie-gateway"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None,
                  workers: Sequence[str] = (), **overrides) -> "GatewaySettings":
-        env = os.environ if environ is None else environ
-        values = dict(
-            config_url=(env.get("SIE_CONFIG_SERVICE_URL") or "").rstrip("/") or None,
-            nats_url=env.get("SIE_NATS_URL") or None,
-            workers=tuple(dict.fromkeys(
-                [w.rstrip("/") for w in env_list(env.get("SIE_GATEWAY_WORKERS"))]
-                + [w.rstrip("/") for w in workers])),
-            peers=tuple(dict.fromkeys(w.rstrip("/") for w in env_list(
-                env.get("SIE_GATEWAY_PEERS") or env.get("SIE_GATEWAY_URLS")))),
-            bundles_dir=env_path(env, "SIE_BUNDLES_DIR"),
-            models_dir=env_path(env, "SIE_MODELS_DIR"),
-            tokens=Tokens.from_env(env),
-            trusted_producers=parse_trusted_producers(
-                env.get("SIE_NATS_CONFIG_TRUSTED_PRODUCERS")),
-            poll_interval=env_float(env, "SIE_GATEWAY_POLL_INTERVAL_S", 5.0),
-            heartbeat_timeout=env_float(env, "SIE_GATEWAY_HEARTBEAT_TIMEOUT_S", 15.0),
-            announce_grace=env_float(env, "SIE_GATEWAY_WORKER_GRACE_S", 30.0),
-            nats_ping_interval=env_float(env, "SIE_NATS_PING_INTERVAL_S", 2.0),
-            request_timeout=env_float(env, "SIE_GATEWAY_REQUEST_TIMEOUT_S", 30.0),
-            name=env.get("POD_NAME") or env.get("HOSTNAME") or "sie-gateway",
-        )
+        values = read_settings(cls, os.environ if environ is None else environ)
+        values["workers"] = tuple(dict.fromkeys(
+            [*values["workers"], *(w.rstrip("/") for w in workers)]))
         values.update(overrides)
         return cls(**values)
 

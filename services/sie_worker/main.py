@@ -116,8 +116,8 @@ async def run_service(settings: WorkerSettings, shutdown: trio.Event, *,
                 run_inference, link, cell, consumer_settings, metrics,
                 preload_models=settings.preload)))
         supervisor = Supervisor(
-            "sie-worker", children, max_restarts=20, window=60.0,
-            on_restart=lambda child, exc: metrics.actor_restarts.labels(child).inc())
+            "sie-worker", children, max_restarts=settings.supervisor_max_restarts,
+            window=settings.supervisor_window, on_restart=metrics.count_restart)
 
         app = create_app("sie_worker", metrics)
         mount(app, cell, metrics, tracker, heartbeat_s=settings.heartbeat_s)

@@ -37,7 +37,6 @@ class WorkerMetrics(ServiceMetrics):
         self.announces = self.counter("announces", "Worker announcements on NATS", ("result",))
         self.ws_clients = self.gauge("ws_clients", "Open /ws/status streams")
         self.ws_frames = self.counter("ws_frames", "Status frames sent", ("kind",))
-        self.actor_restarts = self.counter("actor_restarts", "Actor restarts", ("actor",))
         self.inflight_items = self.gauge("inflight_items", "Work items fetched and not settled")
         self.encode_items = self.counter("encode_items", "Work items settled, by outcome",
                                          ("outcome",))

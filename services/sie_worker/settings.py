@@ -1,7 +1,9 @@
 """sie-worker's settings: command line and environment, parsed and checked once at start.
 
-A bad value (an unknown bundle, a non-numeric interval) stops the worker before anything runs,
-with a message naming the culprit, and a non-zero exit code.
+Each environment setting is declared once below (variable, default, parser, doc line);
+`docs/configuration.md` is generated from these declarations. A bad value (an unknown bundle, a
+non-numeric interval) stops the worker before anything runs, with a message naming the culprit,
+and a non-zero exit code.
 """
 
 from __future__ import annotations
@@ -12,18 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from sie_actors.domain.delta import parse_trusted_producers
 from sie_actors.seed import default_dir
-from sie_actors.settings import env_flag, env_float
+from sie_actors.settings import (NATS_PING_INTERVAL, SUPERVISOR_MAX_RESTARTS, SUPERVISOR_WINDOW,
+                                 TRUSTED_PRODUCERS, flag, path, positive_float, read_settings,
+                                 setting, url)
 
 # Characters that cannot appear in one NATS subject token (the original's worker refuses them).
 _BAD_BUNDLE_CHARS = ("*", ">", " ", ".", "\t", "/")
-
-
-def worker_name(cli_name: str | None, environ: Mapping[str, str]) -> str:
-    """`--name`, else `POD_NAME`, else `HOSTNAME`, else the machine's host name."""
-    return (cli_name or environ.get("POD_NAME") or environ.get("HOSTNAME")
-            or socket.gethostname())
 
 
 def check_bundle_name(bundle: str) -> str:
@@ -57,57 +54,68 @@ def advertise_url(explicit: str | None, host: str, port: int) -> str:
 class WorkerSettings:
     host: str = "127.0.0.1"
     port: int = 8080
-    bundle: str = "default"
-    name: str = "sie-worker"
-    pool: str = ""
-    bundles_dir: Path | None = None
-    models_dir: Path | None = None
-    nats_url: str | None = None
-    config_url: str | None = None
-    token: str | None = None
-    trusted_producers: tuple[str, ...] = ("sie-config",)
-    heartbeat_s: float = 1.0
-    poll_s: float = 10.0
-    announce_s: float = 5.0
-    advertise_url: str | None = None
-    nats_ping_interval: float = 2.0
-    http_timeout_s: float = 5.0
+    bundle: str = setting(
+        "SIE_BUNDLE", "default",
+        "bundle (`--bundle` wins); `{SIE_BUNDLES_DIR}/{bundle}.yaml` must exist")
+    pool: str = setting("SIE_POOL", "", "`pool_name` in frames (`--pool` wins) and the "
+                        "JetStream pool it consumes (`\"\"`: the bundle's name)")
+    name: str = setting(
+        ("POD_NAME", "HOSTNAME"), "sie-worker", "worker name when `--name` is not given",
+        unset=lambda env: socket.gethostname(), shown="the machine's host name")
+    config_url: str | None = setting(
+        "SIE_CONFIG_SERVICE_URL", None, "sie-config; without it: seed only, no poll", url)
+    nats_url: str | None = setting(
+        "SIE_NATS_URL", None,
+        "deltas on `sie.config.models.{bundle}`, announcements on `sie.workers.announce`")
+    bundles_dir: Path | None = setting(
+        "SIE_BUNDLES_DIR", None, "bundle YAML", path, unset=lambda env: default_dir("bundles"),
+        shown="`/app/bundles`, else this repository's `bundles/`")
+    models_dir: Path | None = setting(
+        "SIE_MODELS_DIR", None, "baseline model YAML", path,
+        unset=lambda env: default_dir("models"),
+        shown="`/app/models`, else this repository's `models/`")
+    token: str | None = setting(
+        ("SIE_AUTH_TOKEN", "SIE_ADMIN_TOKEN"), None,
+        "outbound bearer to sie-config (the read token is preferred and enough)",
+        from_environ=outbound_token, shown="unset")
+    trusted_producers: tuple[str, ...] = TRUSTED_PRODUCERS.field()
+    heartbeat_s: float = setting(
+        "SIE_WORKER_HEARTBEAT_S", 1.0, "status frame interval on `/ws/status`", positive_float)
+    poll_s: float = setting(
+        "SIE_WORKER_POLL_S", 10.0, "epoch poll backstop", positive_float)
+    announce_s: float = setting(
+        "SIE_WORKER_ANNOUNCE_S", 5.0, "announcement interval on `sie.workers.announce`",
+        positive_float)
+    advertise_url: str | None = setting(
+        "SIE_WORKER_ADVERTISE_URL", None, "URL announced to gateways",
+        lambda raw, name: raw.strip(), shown="`http://{host}:{port}`")
+    nats_ping_interval: float = NATS_PING_INTERVAL.field()
+    http_timeout_s: float = setting(
+        "SIE_WORKER_HTTP_TIMEOUT_S", 5.0, "timeout of calls to sie-config", positive_float)
+    bootstrap_backoff_max_s: float = setting(
+        "SIE_WORKER_BOOTSTRAP_BACKOFF_MAX_S", 5.0, "cap of the snapshot retry backoff",
+        positive_float)
+    supervisor_max_restarts: int = SUPERVISOR_MAX_RESTARTS.field()
+    supervisor_window: float = SUPERVISOR_WINDOW.field()
+    preload: bool = setting(
+        "SIE_WORKER_PRELOAD", False, "load the bundle's models as their configs arrive "
+        "(`sie-cluster up` sets `true`)", flag)
+    ack_wait_s: float = setting(
+        "SIE_WORKER_ACK_WAIT_S", 5.0, "JetStream `ack_wait`: a killed worker's items go to "
+        "another worker after this (progress acks every fifth of it)", positive_float)
     bootstrap_backoff_initial_s: float = 0.2
-    bootstrap_backoff_max_s: float = 5.0
-    preload: bool = False       # load the bundle's models as their configs arrive
-    ack_wait_s: float = 5.0     # JetStream ack_wait; progress acks every ack_wait/5 keep it alive
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, host: str = "127.0.0.1",
                  port: int = 8080, bundle: str | None = None, name: str | None = None,
                  pool: str | None = None, **overrides) -> "WorkerSettings":
-        env = os.environ if environ is None else environ
-        config_url = (env.get("SIE_CONFIG_SERVICE_URL") or "").strip().rstrip("/") or None
-        values = dict(
-            host=host,
-            port=port,
-            bundle=check_bundle_name(bundle or env.get("SIE_BUNDLE") or "default"),
-            name=worker_name(name, env),
-            pool=pool if pool is not None else env.get("SIE_POOL", ""),
-            bundles_dir=Path(env["SIE_BUNDLES_DIR"]) if env.get("SIE_BUNDLES_DIR")
-            else default_dir("bundles"),
-            models_dir=Path(env["SIE_MODELS_DIR"]) if env.get("SIE_MODELS_DIR")
-            else default_dir("models"),
-            nats_url=env.get("SIE_NATS_URL") or None,
-            config_url=config_url,
-            token=outbound_token(env),
-            trusted_producers=parse_trusted_producers(
-                env.get("SIE_NATS_CONFIG_TRUSTED_PRODUCERS")),
-            heartbeat_s=env_float(env, "SIE_WORKER_HEARTBEAT_S", 1.0),
-            poll_s=env_float(env, "SIE_WORKER_POLL_S", 10.0),
-            announce_s=env_float(env, "SIE_WORKER_ANNOUNCE_S", 5.0),
-            advertise_url=(env.get("SIE_WORKER_ADVERTISE_URL") or "").strip() or None,
-            nats_ping_interval=env_float(env, "SIE_NATS_PING_INTERVAL_S", 2.0),
-            http_timeout_s=env_float(env, "SIE_WORKER_HTTP_TIMEOUT_S", 5.0),
-            bootstrap_backoff_max_s=env_float(env, "SIE_WORKER_BOOTSTRAP_BACKOFF_MAX_S", 5.0),
-            preload=env_flag(env.get("SIE_WORKER_PRELOAD")),
-            ack_wait_s=env_float(env, "SIE_WORKER_ACK_WAIT_S", 5.0),
-        )
+        """Flags (`bundle`, `name`, `pool`) win over the environment."""
+        values = read_settings(cls, os.environ if environ is None else environ)
+        values.update(host=host, port=port)
+        values["bundle"] = check_bundle_name(bundle or values["bundle"])
+        values["name"] = name or values["name"]
+        if pool is not None:
+            values["pool"] = pool
         values.update(overrides)
         initial = values.get("bootstrap_backoff_initial_s", cls.bootstrap_backoff_initial_s)
         values["bootstrap_backoff_initial_s"] = min(initial, values["bootstrap_backoff_max_s"])

@@ -13,6 +13,7 @@ import hmac
 from dataclasses import dataclass
 
 from sie_actors.domain.errors import InvalidRequest
+from sie_actors.settings import Setting
 
 
 class AuthError(Exception):
@@ -44,6 +45,11 @@ class Tokens:
     @property
     def open(self) -> bool:
         return self.read is None and self.admin is None
+
+
+# The two token variables, read together; each service states what they mean for it.
+TOKENS = Setting(("SIE_AUTH_TOKEN", "SIE_ADMIN_TOKEN"), Tokens(), "see [Tokens](#tokens)",
+                 from_environ=Tokens.from_env, shown="unset")
 
 
 def bearer_token(header: str | None) -> str:

@@ -39,6 +39,8 @@ class ServiceMetrics:
         self.http_duration = Histogram(f"{prefix}_http_request_duration_seconds",
                                        "HTTP request duration", ["method", "path"],
                                        buckets=HTTP_BUCKETS, registry=self.registry)
+        self.actor_restarts = self.counter("actor_restarts", "Actor restarts by the service's "
+                                           "supervisor", ("actor",))
 
         self._refiners: dict[str, Callable[[str], str]] = {}
 
@@ -70,6 +72,10 @@ class ServiceMetrics:
         self.http_requests.labels(method, label, str(status)).inc()
         if seconds is not None:
             self.http_duration.labels(method, label).observe(seconds)
+
+    def count_restart(self, child: str, exc: BaseException | None) -> None:
+        """A ``Supervisor``'s ``on_restart``: every service counts its restarts the same way."""
+        self.actor_restarts.labels(child).inc()
 
     def counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
         return Counter(f"{self.prefix}_{name}", doc, list(labels), registry=self.registry)

@@ -15,6 +15,7 @@ import pytest
 
 from sie_actors.procs import free_port, free_port_block, wait_until
 from sie_cluster.cli import EXAMPLE_MODEL
+from tests.integration.worker_support import acked_everywhere
 
 pytestmark = pytest.mark.integration
 
@@ -73,8 +74,8 @@ def test_cluster_up_serves_and_stops_cleanly(tmp_path):
         gateway = f"http://127.0.0.1:{base + 1}"
         status = httpx.get(gateway + "/v1/configs/models/BAAI/bge-m3/status").json()
         assert status["bundles"][0]["bundle_id"] == "default"
-        wait_until(lambda: httpx.get(gateway + "/v1/configs/models/BAAI/bge-m3/status")
-                   .json()["all_bundles_acked"], 20, what="seed model acked")
+        wait_until(lambda: acked_everywhere([gateway], "BAAI/bge-m3"), 20,
+                   what="seed model acked")
         # --fresh: the old store was moved aside, so sie-config restored nothing from it
         config = f"http://127.0.0.1:{base}"
         listed = {m["model_id"] for m in httpx.get(config + "/v1/configs/models").json()["models"]}

@@ -14,6 +14,7 @@ from sie_actors.domain.delta import ConfigDelta
 from sie_actors.nats.link import NatsLink, NatsSettings
 from sie_actors.procs import wait_until
 from tests.conftest import base_env
+from tests.integration.worker_support import post_model, post_until_accepted
 from sie_actors.testing.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -24,10 +25,6 @@ def model(model_id: str, profile: str = "default",
           ) -> bytes:
     return yaml.safe_dump({"sie_id": model_id, "profiles": {
         profile: {"adapter_path": adapter, "max_batch_tokens": 256}}}).encode()
-
-
-def post(url: str, body: bytes, **headers) -> httpx.Response:
-    return httpx.post(url + "/v1/configs/models", content=body, headers=headers, timeout=30)
 
 
 async def test_deltas_have_exact_payloads(nats_server, spawn, tmp_path, nursery):
@@ -42,7 +39,7 @@ async def test_deltas_have_exact_payloads(nats_server, spawn, tmp_path, nursery)
     body = model("delta/model")
 
     async def accepted():
-        r = await trio.to_thread.run_sync(post, svc.url, body)
+        r = await trio.to_thread.run_sync(post_model, svc.url, body)
         return r if r.status_code != 503 else None
 
     r = await wait_for(accepted, 15, "a write accepted")
@@ -69,25 +66,17 @@ async def test_deltas_have_exact_payloads(nats_server, spawn, tmp_path, nursery)
     assert ConfigDelta.from_json(raw_bundle).epoch == 1
 
 
-def wait_writable(url: str, body: bytes, timeout: float = 20.0) -> httpx.Response:
-    """Retry a write until it is not refused with 503 (NATS (re)connecting)."""
-    def attempt():
-        r = post(url, body)
-        return r if r.status_code != 503 else None
-    return wait_until(attempt, timeout, interval=0.1, what="a write accepted")
-
-
 def test_nats_killed_then_restarted(nats_server, spawn, tmp_path):
     svc = spawn("sie_config", base_env(SIE_NATS_URL=nats_server.url,
                                        SIE_CONFIG_STORE_DIR=str(tmp_path / "store")))
-    assert wait_writable(svc.url, model("before/kill")).status_code == 201
+    assert post_until_accepted(svc.url, model("before/kill")).status_code == 201
     nats_server.kill()
     outcomes: list[httpx.Response] = []
 
     def refused():
         # A new id per attempt: a write that raced the kill may be acknowledged (with a warning),
         # and must not be mistaken for the refused one.
-        r = post(svc.url, model(f"during/kill-{len(outcomes)}"))
+        r = post_model(svc.url, model(f"during/kill-{len(outcomes)}"))
         outcomes.append(r)
         return r.status_code == 503
 
@@ -101,7 +90,7 @@ def test_nats_killed_then_restarted(nats_server, spawn, tmp_path):
     assert httpx.get(svc.url + "/v1/configs/models/before/kill").status_code == 200
     assert httpx.get(svc.url + "/v1/configs/epoch").json()["epoch"] == 1 + len(acked)
     nats_server.start()
-    r = wait_writable(svc.url, model("after/restart"))
+    r = post_until_accepted(svc.url, model("after/restart"))
     assert r.status_code == 201 and r.json()["warnings"] == []
     assert httpx.get(svc.url + f"/v1/configs/models/{refused_id}").status_code == 404
     assert httpx.get(svc.url + "/v1/configs/epoch").json()["epoch"] == 2 + len(acked)
@@ -111,14 +100,14 @@ def test_nats_paused_is_noticed_within_seconds(nats_server, spawn, tmp_path):
     svc = spawn("sie_config", base_env(SIE_NATS_URL=nats_server.url,
                                        SIE_CONFIG_STORE_DIR=str(tmp_path / "store"),
                                        SIE_NATS_PING_INTERVAL_S="1"))
-    assert wait_writable(svc.url, model("before/pause")).status_code == 201
+    assert post_until_accepted(svc.url, model("before/pause")).status_code == 201
     nats_server.pause()
     try:
         paused_at = time.monotonic()
         outcomes = []
 
         def refused():
-            r = post(svc.url, model(f"during/pause-{len(outcomes)}"))
+            r = post_model(svc.url, model(f"during/pause-{len(outcomes)}"))
             outcomes.append(r.status_code)
             if r.status_code == 201:
                 # acknowledged while the pause was not yet noticed: it must say so
@@ -135,7 +124,7 @@ def test_nats_paused_is_noticed_within_seconds(nats_server, spawn, tmp_path):
         assert epoch_now == 1 + outcomes.count(201)
     finally:
         nats_server.resume()
-    assert wait_writable(svc.url, model("after/pause"), timeout=30).status_code == 201
+    assert post_until_accepted(svc.url, model("after/pause"), timeout=30).status_code == 201
 
 
 def test_starts_and_serves_reads_without_nats(spawn, tmp_path, nats_server):
@@ -145,10 +134,10 @@ def test_starts_and_serves_reads_without_nats(spawn, tmp_path, nats_server):
                                        SIE_CONFIG_STORE_DIR=str(tmp_path / "store")))
     assert httpx.get(svc.url + "/readyz").status_code == 200
     assert httpx.get(svc.url + "/v1/configs/models").status_code == 200
-    r = post(svc.url, model("no/nats"))
+    r = post_model(svc.url, model("no/nats"))
     assert r.status_code == 503 and r.json()["detail"]["error"] == "nats_unavailable"
     nats_server.start()
-    assert wait_writable(svc.url, model("no/nats")).status_code == 201
+    assert post_until_accepted(svc.url, model("no/nats")).status_code == 201
 
 
 def test_sigkill_after_201_then_restore(spawn, tmp_path):
@@ -157,12 +146,12 @@ def test_sigkill_after_201_then_restore(spawn, tmp_path):
     svc = spawn("sie_config", env)
     generation = httpx.get(svc.url + "/v1/configs/epoch").json()["generation"]
     for i in range(3):
-        assert post(svc.url, model(f"crash/m{i}")).status_code == 201
+        assert post_model(svc.url, model(f"crash/m{i}")).status_code == 201
     svc.kill()
     again = spawn("sie_config", env, port=svc.port)
     epoch = httpx.get(again.url + "/v1/configs/epoch").json()
     assert epoch["epoch"] == 3 and epoch["generation"] == generation
     for i in range(3):
         assert httpx.get(again.url + f"/v1/configs/models/crash/m{i}").status_code == 200
-    assert post(again.url, model("crash/m3")).status_code == 201
+    assert post_model(again.url, model("crash/m3")).status_code == 201
     assert httpx.get(again.url + "/v1/configs/epoch").json()["epoch"] == 4

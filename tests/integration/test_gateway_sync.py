@@ -15,6 +15,7 @@ from sie_actors.http.metrics_text import sample_sum
 from sie_actors.nats.link import NatsLink, NatsSettings
 from sie_actors.procs import NatsServer, wait_until
 from tests.conftest import REPO, base_env
+from tests.integration.worker_support import post_model, post_until_accepted
 from sie_actors.testing.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -26,13 +27,10 @@ def model(model_id: str) -> bytes:
         "max_batch_tokens": 64}}}).encode()
 
 
-def post(url: str, body: bytes) -> httpx.Response:
-    return httpx.post(url + "/v1/configs/models", content=body, timeout=30)
-
-
-def write_ok(url: str, body: bytes, timeout: float = 20) -> httpx.Response:
-    return wait_until(lambda: (r := post(url, body)).status_code in (200, 201) and r,
-                      timeout, interval=0.05, what="write accepted")
+def write_ok(url: str, body: bytes) -> httpx.Response:
+    r = post_until_accepted(url, body)
+    assert r.status_code in (200, 201), r.text
+    return r
 
 
 def has_model(gateway_url: str, model_id: str) -> bool:
@@ -158,7 +156,7 @@ def test_nats_outage(nats_server, spawn, tmp_path):
 
     def refused():
         model_id = f"during/outage-{len(attempts)}"
-        attempts.append((model_id, post(config.url, model(model_id)).status_code))
+        attempts.append((model_id, post_model(config.url, model(model_id)).status_code))
         return attempts[-1][1] == 503
 
     wait_until(refused, 10, what="a write refused while NATS is down")

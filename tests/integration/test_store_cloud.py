@@ -13,6 +13,7 @@ import yaml
 
 from sie_actors.procs import ManagedProcess, free_port, port_accepts, wait_until
 from tests.conftest import base_env
+from tests.integration.worker_support import post_model
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
@@ -23,10 +24,6 @@ def model(model_id: str) -> bytes:
     return yaml.safe_dump({"sie_id": model_id, "profiles": {"default": {
         "adapter_path": "sie_server.adapters.sentence_transformer:X",
         "max_batch_tokens": 64}}}).encode()
-
-
-def post(url: str, body: bytes, **headers) -> httpx.Response:
-    return httpx.post(url + "/v1/configs/models", content=body, headers=headers, timeout=30)
 
 
 class ObjectStore:
@@ -72,9 +69,9 @@ def test_write_restart_restore(object_store, spawn):
     env = object_store.config_env()
     svc = spawn("sie_config", env)
     generation = httpx.get(svc.url + "/v1/configs/epoch").json()["generation"]
-    first = post(svc.url, model("cloud/one"), **{"Idempotency-Key": "k1"})
+    first = post_model(svc.url, model("cloud/one"), **{"Idempotency-Key": "k1"})
     assert first.status_code == 201, first.text
-    assert post(svc.url, model("cloud/two")).status_code == 201
+    assert post_model(svc.url, model("cloud/two")).status_code == 201
     svc.kill()
     again = spawn("sie_config", env, port=svc.port)
     epoch = httpx.get(again.url + "/v1/configs/epoch").json()
@@ -83,7 +80,7 @@ def test_write_restart_restore(object_store, spawn):
     assert {"model_id": "cloud/one", "profiles": ["default"], "source": "api"} in listed
     got = httpx.get(again.url + "/v1/configs/models/cloud/two")
     assert got.status_code == 200 and yaml.safe_load(got.text)["sie_id"] == "cloud/two"
-    replay = post(again.url, model("cloud/one"), **{"Idempotency-Key": "k1"})
+    replay = post_model(again.url, model("cloud/one"), **{"Idempotency-Key": "k1"})
     assert (replay.status_code, replay.content) == (201, first.content)
 
 
@@ -119,16 +116,16 @@ def test_crash_in_the_middle_of_writes(object_store, spawn):
               if m["model_id"].startswith("crash/")}
     assert set(acknowledged) <= models, "an acknowledged write was lost"
     assert epoch >= len(models) >= len(acknowledged)
-    assert post(again.url, model("crash/after")).status_code == 201
+    assert post_model(again.url, model("crash/after")).status_code == 201
     assert httpx.get(again.url + "/v1/configs/epoch").json()["epoch"] == epoch + 1
 
 
 def test_store_down_then_up(object_store, spawn):
     svc = spawn("sie_config", object_store.config_env())
-    assert post(svc.url, model("before/outage")).status_code == 201
+    assert post_model(svc.url, model("before/outage")).status_code == 201
     object_store.process.pause()  # unreachable: requests hang until our timeout
     try:
-        r = post(svc.url, model("during/outage"))
+        r = post_model(svc.url, model("during/outage"))
         assert r.status_code == 503, r.text
         assert r.json()["detail"]["error"] == "store_unavailable"
         assert httpx.get(svc.url + "/v1/configs/models/before/outage").status_code == 200
@@ -136,7 +133,7 @@ def test_store_down_then_up(object_store, spawn):
         assert httpx.get(svc.url + "/v1/configs/epoch").json()["epoch"] == 1
     finally:
         object_store.process.resume()
-    r = post(svc.url, model("after/outage"))
+    r = post_model(svc.url, model("after/outage"))
     assert r.status_code == 201, r.text
     assert httpx.get(svc.url + "/v1/configs/models/during/outage").status_code == 404
     epoch = httpx.get(svc.url + "/v1/configs/epoch").json()["epoch"]
@@ -147,7 +144,7 @@ def test_stop_with_store_and_nats_is_clean(object_store, spawn, nats_server):
     # The object store and NATS share the one asyncio loop thread; SIGTERM must unwind both
     # without asyncio's complaints (pending tasks destroyed, unclosed sessions, tracebacks).
     svc = spawn("sie_config", object_store.config_env(SIE_NATS_URL=nats_server.url))
-    assert post(svc.url, model("quiet/one")).status_code == 201
+    assert post_model(svc.url, model("quiet/one")).status_code == 201
     assert svc.stop(timeout=20) == 0
     log = svc.log_text()
     assert "sie-config serving on" in log

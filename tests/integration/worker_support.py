@@ -20,6 +20,10 @@ import yaml
 
 from sie_actors.http.metrics_text import sample_sum
 from sie_actors.procs import LOOPBACK, free_port, wait_until
+from sie_tools.admin.commands import YAML_TYPE
+from sie_tools.admin.http import Endpoint
+from sie_tools.admin.poller import fetch_status
+from sie_tools.admin.readiness import all_acked
 from tests.conftest import base_env
 
 ST = "sie_server.adapters.sentence_transformer:SentenceTransformerAdapter"
@@ -30,20 +34,31 @@ def model_yaml(model_id: str, profile: str = "default", adapter: str = ST) -> by
         profile: {"adapter_path": adapter, "max_batch_tokens": 256}}}).encode()
 
 
-def post_model(config_url: str, body: bytes, token: str | None = None) -> httpx.Response:
-    headers = {"Content-Type": "application/x-yaml"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return httpx.post(config_url + "/v1/configs/models", content=body, headers=headers,
-                      timeout=30)
+def post_model(config_url: str, body: bytes, token: str | None = None,
+               **headers: str) -> httpx.Response:
+    """POST a model with the admin CLI's client (`sie models add`'s request); the answer,
+    whatever its status. The one write helper of the integration tests."""
+    with Endpoint("sie-config", config_url, token, 30.0) as config:
+        return config.send("POST", "/v1/configs/models", content=body,
+                           headers={"Content-Type": YAML_TYPE, **headers})
 
 
-def post_until_accepted(config_url: str, body: bytes, timeout: float = 20.0) -> httpx.Response:
-    """POST, retrying while sie-config answers 503 (its NATS link is still connecting)."""
+def post_until_accepted(config_url: str, body: bytes, timeout: float = 20.0,
+                        **headers: str) -> httpx.Response:
+    """POST, retrying while sie-config answers 503 (its NATS link is (re)connecting)."""
     def attempt():
-        r = post_model(config_url, body)
+        r = post_model(config_url, body, **headers)
         return r if r.status_code != 503 else None
     return wait_until(attempt, timeout, interval=0.05, what="a write accepted")
+
+
+def acked_everywhere(gateway_urls: list[str], model_id: str, token: str | None = None) -> bool:
+    """`sie models status`'s verdict: every gateway replica reports the model all-acked."""
+    reports = []
+    for url in gateway_urls:
+        with Endpoint("gateway", url, token, 5.0) as gateway:
+            reports.append(fetch_status(gateway, model_id, 5.0))
+    return all_acked(reports)
 
 
 def config_epoch(config_url: str, token: str | None = None) -> dict[str, Any]:

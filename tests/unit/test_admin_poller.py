@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from sie_tools.admin.poller import MIN_REQUEST_TIMEOUT, Fleet
-from sie_tools.admin.readiness import ReplicaReport
+from urllib.parse import unquote
+
+import httpx
+import trio
+
+from sie_tools.admin.http import Endpoint
+from sie_tools.admin.poller import MIN_REQUEST_TIMEOUT, Fleet, fetch_status, fetch_status_async
+from sie_tools.admin.readiness import NOT_FOUND, UNREACHABLE, ReplicaReport, report_of
 
 PENDING = ReplicaReport("g", status={"all_bundles_acked": False, "bundles": []})
 ACKED = ReplicaReport("g", status={"all_bundles_acked": True, "bundles": []})
@@ -62,3 +68,53 @@ def test_single_round_without_timeout() -> None:
     result, shown, slept = run(fleet, clock, timeout=None, interval=1.0, request_timeout=5)
     assert not result.acked and not result.timed_out
     assert len(fleet.timeouts) == 1 and slept == [] and fleet.timeouts == [5]
+
+
+def status_transport(answers: dict[str, tuple[int, bytes]]) -> httpx.MockTransport:
+    """A gateway whose `/status` answers come from `answers`, by model id."""
+    def handle(request: httpx.Request) -> httpx.Response:
+        path = request.url.raw_path.decode()
+        model_id = unquote(path.removeprefix("/v1/configs/models/").removesuffix("/status"))
+        if model_id == "down/model":
+            raise httpx.ConnectError("refused", request=request)
+        status, body = answers[model_id]
+        return httpx.Response(status, content=body)
+    return httpx.MockTransport(handle)
+
+
+ANSWERS = {
+    "org/acked": (200, b'{"all_bundles_acked": true, "bundles": []}'),
+    "org/pending": (200, b'{"all_bundles_acked": false, "bundles": []}'),
+    "org/none": (200, b'{"all_bundles_acked": false, "no_bundles": true}'),
+    "org/missing": (404, b'{"detail": {"error": "model_not_found", "message": "no such model"}}'),
+    "org/proxy": (200, b"<html>proxy</html>"),
+    "org/boom": (500, b"internal"),
+}
+
+
+def test_one_reading_of_a_status_answer_for_every_client() -> None:
+    """The CLI's sync fetch and the trio tools' async fetch give the same report."""
+    sync_reports = {}
+    with Endpoint("gateway", "http://g", None, 1.0,
+                  transport=status_transport(ANSWERS)) as gateway:
+        for model_id in [*ANSWERS, "down/model"]:
+            sync_reports[model_id] = fetch_status(gateway, model_id, 1.0)
+
+    async def fetch_all() -> dict[str, ReplicaReport]:
+        async with httpx.AsyncClient(transport=status_transport(ANSWERS)) as http:
+            return {m: await fetch_status_async(http, "http://g/", m, 1.0)
+                    for m in [*ANSWERS, "down/model"]}
+
+    async_reports = trio.run(fetch_all)
+    for model_id, report in sync_reports.items():
+        twin = async_reports[model_id]
+        assert (twin.gateway, twin.acked, twin.kind, twin.status) == (
+            report.gateway, report.acked, report.kind, report.status), model_id
+    assert [m for m, r in sync_reports.items() if r.acked] == ["org/acked"]
+    assert sync_reports["org/none"].no_bundles and not sync_reports["org/pending"].no_bundles
+    assert sync_reports["org/missing"].kind == NOT_FOUND
+    assert "no such model" in sync_reports["org/missing"].error
+    assert sync_reports["org/proxy"].error == "answer is not a JSON status object"
+    assert sync_reports["org/boom"].error.startswith("HTTP 500")
+    assert sync_reports["down/model"].kind == async_reports["down/model"].kind == UNREACHABLE
+    assert report_of("g", 201, b'{"all_bundles_acked": true}').acked

@@ -83,6 +83,22 @@ def test_banner_prints_the_example_file_as_a_heredoc_in_a_temp_dir(tmp_path):
     assert "export SIE_ADMIN_TOKEN=s3cret" in banner(plan, 1.0, "s3cret")
 
 
+def test_children_get_one_cleaned_environment(tmp_path):
+    """Wiring variables never reach a child; tuning passes through only where asked for."""
+    from sie_actors.procs import child_env
+    mine = {"SIE_NATS_URL": "nats://elsewhere", "SIE_ADMIN_TOKEN": "secret", "POD_NAME": "me",
+            "SIE_LOG_LEVEL": "debug", "HOME": "/home/x"}
+    isolated = child_env(mine, SIE_BUNDLE="default")
+    assert isolated == {"HOME": "/home/x", "PYTHONUNBUFFERED": "1", "SIE_BUNDLE": "default"}
+    tuned = child_env(mine, keep_tuning=True)
+    assert tuned == {"HOME": "/home/x", "PYTHONUNBUFFERED": "1", "SIE_LOG_LEVEL": "debug"}
+    plan = plan_cluster(data_dir=tmp_path, base_port=41000, nats_port=41999, base_env=mine)
+    assert plan.config.env["SIE_LOG_LEVEL"] == "debug"
+    assert plan.config.env["SIE_NATS_URL"] == "nats://127.0.0.1:41999"
+    assert "SIE_ADMIN_TOKEN" not in plan.gateways[0].env
+    assert {w.env["POD_NAME"] for w in plan.workers} == {w.name for w in plan.workers}
+
+
 def test_every_nats_server_runs_jetstream_and_cluster_workers_preload(tmp_path):
     from sie_actors.procs import NatsServer
     plan = plan_cluster(data_dir=tmp_path, base_port=41000, nats_port=41999)

@@ -13,9 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
-from sie_tools.admin.errors import Unreachable, format_error_body
-from sie_tools.admin.http import Endpoint, model_path
-from sie_tools.admin.readiness import NOT_FOUND, UNREACHABLE, ReplicaReport, all_acked
+import httpx
+
+from sie_tools.admin.errors import Unreachable
+from sie_tools.admin.http import Endpoint, describe_transport_error, model_path
+from sie_tools.admin.readiness import UNREACHABLE, ReplicaReport, all_acked, report_of
 
 MIN_REQUEST_TIMEOUT = 0.2
 
@@ -26,19 +28,21 @@ def fetch_status(endpoint: Endpoint, model_id: str, timeout: float) -> ReplicaRe
         response = endpoint.send("GET", model_path(model_id, "/status"), timeout=timeout)
     except Unreachable as exc:
         return ReplicaReport(endpoint.url, error=f"unreachable: {exc.reason}", kind=UNREACHABLE)
-    if not response.is_success:
-        reason = format_error_body(response.status_code, response.content,
-                                   response.reason_phrase)
-        kind = NOT_FOUND if response.status_code == 404 else None
-        return ReplicaReport(endpoint.url, error=f"HTTP {response.status_code}: {reason}",
-                             kind=kind)
+    return report_of(endpoint.url, response.status_code, response.content,
+                     response.reason_phrase)
+
+
+async def fetch_status_async(http: httpx.AsyncClient, gateway: str, model_id: str,
+                             timeout: float) -> ReplicaReport:
+    """`fetch_status` for trio tools that hold their own `httpx.AsyncClient` (sie-chaos)."""
+    url = gateway.rstrip("/")
     try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        return ReplicaReport(endpoint.url, error="answer is not a JSON status object")
-    return ReplicaReport(endpoint.url, status=body)
+        response = await http.get(url + model_path(model_id, "/status"), timeout=timeout)
+    except httpx.HTTPError as exc:
+        kind = UNREACHABLE if isinstance(exc, httpx.TransportError) else None
+        return ReplicaReport(url, error=f"unreachable: {describe_transport_error(exc, timeout)}",
+                             kind=kind)
+    return report_of(url, response.status_code, response.content, response.reason_phrase)
 
 
 @dataclass

@@ -7,8 +7,11 @@ because it has not mirrored the model yet, is simply not acked, with the reason 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
+
+from sie_tools.admin.errors import format_error_body
 
 UNREACHABLE = "unreachable"
 NOT_FOUND = "not_found"
@@ -81,6 +84,26 @@ class ReplicaReport:
     def to_json(self) -> dict[str, Any]:
         return {"gateway": self.gateway, "acked": self.acked, "status": self.status,
                 "error": self.error}
+
+
+def report_of(gateway: str, status_code: int, content: bytes, reason: str = "") -> ReplicaReport:
+    """A replica's HTTP answer to `GET .../{model}/status` as a report.
+
+    The one reading of that answer for every tool (the CLI, sie-chaos, sie-bench, the compose
+    smoke test, the tests), whatever client fetched it: a non-2xx answer or a body that is not
+    a JSON object is "not acked", with the reason.
+    """
+    if not 200 <= status_code < 300:
+        text = format_error_body(status_code, content, reason)
+        kind = NOT_FOUND if status_code == 404 else None
+        return ReplicaReport(gateway, error=f"HTTP {status_code}: {text}", kind=kind)
+    try:
+        body = json.loads(content)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return ReplicaReport(gateway, error="answer is not a JSON status object")
+    return ReplicaReport(gateway, status=body)
 
 
 def all_acked(reports: list[ReplicaReport]) -> bool:
