@@ -121,3 +121,15 @@ def test_an_unreadable_worker_result_is_an_item_error():
         bad = wire.WorkResult(work_item_id="r.0", request_id="r", item_index=0, success=True,
                               worker_id="w", result_msgpack=junk)
         assert _payload(bad)["error_code"] == "inference_error"
+
+
+def test_the_cli_reads_loaded_workers_through_the_one_status_reader():
+    from sie_tools.admin.readiness import report_of
+    body = {"all_bundles_acked": True, "bundles": [
+        {"bundle_id": "default", "acked": True, "acked_workers": ["w1"], "loaded_workers": ["w1"]},
+        {"bundle_id": "other", "acked": True, "acked_workers": ["w2"], "loaded_workers": []}]}
+    report = report_of("gw", 200, json.dumps(body).encode())
+    assert report.acked and not report.loaded
+    body["bundles"][1]["loaded_workers"] = ["w2"]
+    assert report_of("gw", 200, json.dumps(body).encode()).loaded
+    assert not report_of("gw", 404, b"{}").loaded

@@ -18,7 +18,7 @@ from typing import Any
 
 from sie_tools.admin import exits
 from sie_tools.admin.errors import CliError, http_error
-from sie_tools.admin.http import Endpoint, model_path
+from sie_tools.admin.poller import fetch_status
 
 RETRY_CAP_S = 2.0
 
@@ -65,20 +65,13 @@ def encode(args: Any, ctx) -> int:
     return exits.OK
 
 
-def _loaded_everywhere(endpoint: Endpoint, model_id: str) -> bool:
-    response = endpoint.send("GET", model_path(model_id, "/status"))
-    if response.status_code != 200:
-        return False
-    bundles = (response.json() or {}).get("bundles") or []
-    return bool(bundles) and all(b.get("loaded_workers") for b in bundles)
-
-
 def wait_loaded(ctx, model_id: str, timeout: float, interval: float) -> int:
     deadline = time.monotonic() + timeout
     endpoints = ctx.targets.gateways()
     try:
         while True:
-            missing = [e.url for e in endpoints if not _loaded_everywhere(e, model_id)]
+            missing = [e.url for e in endpoints
+                       if not fetch_status(e, model_id, ctx.targets.request_timeout).loaded]
             if not missing:
                 if not ctx.json_mode:
                     ctx.print(f"loaded: every replica reports a worker with {model_id} loaded")
