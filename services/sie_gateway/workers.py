@@ -19,6 +19,7 @@ forgotten after a grace period, so scaled-down workers leave without a gateway r
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -122,6 +123,11 @@ class WorkerSessionActor(Actor):
                     session.view = WorkerView(session.url, status, trio.current_time(), True)
         except (OSError, trio_websocket.HandshakeError, trio_websocket.ConnectionClosed,
                 trio.TooSlowError) as exc:
+            if trio.current_effective_deadline() == -math.inf:
+                # We are being cancelled (the worker retired, the gateway stopping): closing the
+                # socket may raise, but that is not a lost worker, and raising here would put a
+                # SessionLost beside the Cancelled in a group no supervisor restarts.
+                return
             raise SessionLost(f"worker {session.url}: {exc!r}") from None
         finally:
             session.view = WorkerView(session.url, session.view.status,
