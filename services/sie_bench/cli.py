@@ -9,6 +9,9 @@ Scenarios, in order (each in its own module, each with its own processes):
   scale         write latency 100 vs N models, gateway cold bootstrap, sie-config RSS
   sessions      one gateway with 1,000 worker sessions at 1 s heartbeats
   pages         20 open fleet pages (live feeds) on that gateway: CPU with and without
+  encode        the data plane: throughput through the cluster vs the adapter in-process,
+                one-item overhead, model POSTed → first 200 on both gateways (needs the
+                all-MiniLM-L6-v2 weights: `sie weights pull sentence-transformers/all-MiniLM-L6-v2`)
 
 Not part of the test suite's pass/fail: the benchmark measures, the table says which targets
 were met. A scenario that fails is reported with its error and the others still run.
@@ -28,12 +31,12 @@ from pathlib import Path
 
 import trio
 
-from sie_bench import hotreads, pages, propagation, recovery, scale, sessions
+from sie_bench import encode, hotreads, pages, propagation, recovery, scale, sessions
 from sie_bench.cluster import MainCluster
 from sie_bench.procfs import MachineLoad, machine_facts
 from sie_bench.stats import Row, json_report, markdown_facts, markdown_table
 
-SCENARIOS = ("propagation", "hotreads", "recovery", "scale", "sessions", "pages")
+SCENARIOS = ("propagation", "hotreads", "recovery", "scale", "sessions", "pages", "encode")
 
 
 @dataclass(frozen=True)
@@ -54,17 +57,22 @@ class BenchSettings:
     read_rounds: int = 5  # rounds per hot-read endpoint
     read_seconds: float = 3.0
     connections: int = 32
+    encode_rounds: int = 5  # alternated rounds of 256 sentences, cluster and in-process
+    encode_singles: int = 200  # one-item requests
+    encode_fresh: int = 5  # fresh models POSTed, each timed to its first 200 on both gateways
 
 
 PROFILES = {
     "full": BenchSettings(),
     "quick": BenchSettings(profile="quick", writes=30, restarts=2, gaps=4, bootstraps=2,
-                           cpu_windows=3, staleness_rounds=1, read_rounds=2, read_seconds=1.2),
+                           cpu_windows=3, staleness_rounds=1, read_rounds=2, read_seconds=1.2,
+                           encode_rounds=2, encode_singles=50, encode_fresh=2),
     # the smallest variant of everything, for the smoke test
     "smoke": BenchSettings(profile="smoke", small_models=10, big_models=200, writes=3,
                            restarts=1, outage_max=0.2, gaps=1, bootstraps=1, sessions=50,
                            heartbeat=0.25, cpu_windows=1, staleness_rounds=1, read_rounds=1,
-                           read_seconds=0.5, pages=5),
+                           read_seconds=0.5, pages=5, encode_rounds=1, encode_singles=3,
+                           encode_fresh=1),
 }
 
 
@@ -132,6 +140,9 @@ async def run_all(settings: BenchSettings, only: tuple[str, ...], workdir: Path,
     await attempt("pages", lambda: pages.run(
         workdir / "pages", settings.sessions, settings.heartbeat, settings.cpu_windows,
         settings.pages, settings.staleness_rounds))
+    await attempt("encode", lambda: encode.run(
+        workdir / "encode", settings.encode_rounds, settings.encode_singles,
+        settings.encode_fresh))
     return rows, errors, durations
 
 

@@ -23,7 +23,7 @@ Violations (any one fails the run):
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -81,9 +81,16 @@ def check(events: Iterable[dict]) -> Verdict:
     convergence: dict[str, list[float | None]] = defaultdict(list)
     faults: dict[str, int] = defaultdict(int)
     exports: dict | None = None
+    encodes: Counter[str] = Counter()
     for event in events:
         kind = event.get("type")
-        if kind == "exports":
+        if kind == "encode":
+            outcome = str(event.get("outcome"))
+            encodes[outcome] += 1
+            if outcome in ("wrong_vector", "hang") or outcome.endswith("internal_error"):
+                violations.append({"kind": f"encode_{outcome.split()[-1]}",
+                                   "gateway": event.get("gateway"), "t": event.get("t")})
+        elif kind == "exports":
             exports = {k: v for k, v in event.items() if k not in ("type", "t")}
         elif kind == "invoke":
             invokes[event["op"]] = event
@@ -152,7 +159,8 @@ def check(events: Iterable[dict]) -> Verdict:
     return Verdict(counts, violations, per_kind,
                    final_convergence=(final or {}).get("converged_after"),
                    seed=run.get("seed"), duration=run.get("duration"),
-                   extra={"exports": exports} if exports is not None else {})
+                   extra={**({"exports": exports} if exports is not None else {}),
+                          **({"encodes": dict(encodes)} if encodes else {})})
 
 
 def _judge_final(final: dict, invokes: dict[int, dict], outcomes: dict[int, str],

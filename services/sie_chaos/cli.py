@@ -25,6 +25,7 @@ from sie_chaos.harness import ChaosOptions, run_chaos
 from sie_chaos.history import History, load_jsonl
 from sie_chaos.nemesis import ScheduleError, ScheduleSettings
 from sie_chaos.report import render
+from sie_chaos.encoders import EncodeSettings
 from sie_chaos.workload import WorkloadSettings
 
 EXIT_OK, EXIT_VIOLATION, EXIT_ERROR = 0, 1, 2
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gateways", type=int, default=3, choices=range(1, 10),
                         metavar="1..9")
     parser.add_argument("--clients", type=int, default=4, help="concurrent writers")
+    parser.add_argument("--encode-clients", type=int, default=EncodeSettings().clients,
+                        help="concurrent encode clients (0: none; they need the all-MiniLM-L6-v2 "
+                             "weights on this machine)")
     parser.add_argument("--max-ops", type=int, default=WorkloadSettings().max_ops,
                         help="operations at most (the workload stops earlier at --duration)")
     parser.add_argument("--converge-timeout", type=float, default=60.0,
@@ -66,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     options = ChaosOptions(duration=args.duration, seed=args.seed, gateways=args.gateways,
                            data_dir=args.data_dir, converge_timeout=args.converge_timeout,
                            workload=replace(WorkloadSettings(), clients=args.clients,
-                                            max_ops=args.max_ops))
+                                            max_ops=args.max_ops),
+                           encode=replace(EncodeSettings(), clients=args.encode_clients))
     sink = open(args.json, "w", encoding="utf-8") if args.json else None
     history = History(sink)
     say = lambda line: print(line, flush=True)

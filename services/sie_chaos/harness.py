@@ -35,6 +35,7 @@ from sie_chaos.exports import record as record_exports
 from sie_chaos.forger import forge_for
 from sie_chaos.history import History
 from sie_chaos.nemesis import HealFailed, Nemesis, ScheduleSettings, plan_schedule, restore_store
+from sie_chaos.encoders import EncodeSettings, Encoders
 from sie_chaos.observer import (Observer, Targets, convergence_problems, models_of, not_acked)
 from sie_chaos.workload import Workload, WorkloadSettings, bundle_adapters
 
@@ -51,6 +52,7 @@ class ChaosOptions:
     converge_timeout: float = 60.0   # at the end: workload stopped -> everything equal and acked
     ready_timeout: float = 60.0
     workload: WorkloadSettings = field(default_factory=WorkloadSettings)
+    encode: EncodeSettings = field(default_factory=EncodeSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
 
     def hard_limit(self, faults: int) -> float:
@@ -105,6 +107,12 @@ async def run_chaos(options: ChaosOptions, history: History,
 
 async def _session(options: ChaosOptions, history: History, say, runner: ClusterRunner,
                    schedule, targets: Targets, store_dir: Path) -> None:
+    encoders = None
+    if options.encode.clients:
+        # added before the baseline is read: the checker counts it as baseline, not unexpected
+        encoders = Encoders(list(targets.gateways.values()), history, options.encode,
+                            options.seed)
+        await encoders.prepare(targets.config)
     async with httpx.AsyncClient(timeout=10.0) as http:
         baseline = await models_of(http, targets.config)
     if baseline is None:
@@ -142,6 +150,8 @@ async def _session(options: ChaosOptions, history: History, say, runner: Cluster
 
         started = trio.current_time()
         nursery.start_soon(work)
+        if encoders is not None:
+            nursery.start_soon(encoders.run)
         healed = True
         try:
             await nemesis.run(started)
@@ -151,6 +161,9 @@ async def _session(options: ChaosOptions, history: History, say, runner: Cluster
         if healed:
             await trio.sleep_until(started + options.duration)
         workload.stop.set()
+        if encoders is not None:
+            encoders.stop.set()
+            say("encodes: " + ", ".join(f"{k} {v}" for k, v in sorted(encoders.outcomes.items())))
         say(f"workload stopping after {workload.issued} operations; draining")
         with trio.move_on_after(options.workload.op_deadline + options.workload.request_timeout
                                 + 5.0):

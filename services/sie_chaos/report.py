@@ -39,6 +39,10 @@ def render(verdict: Verdict, max_violations: int = 20) -> str:
                      f"{exports.get('per_minute')}/min; worst minute "
                      f"{exports.get('peak_per_minute')} (full {exports.get('full')}, "
                      f"bundle {exports.get('bundle')})")
+    encodes = verdict.extra.get("encodes")
+    if encodes:
+        parts.append("encodes by outcome: " + ", ".join(
+            f"{k} {v}" for k, v in sorted(encodes.items(), key=lambda kv: -kv[1])))
     if verdict.ok:
         parts.append(f"OK: no violations (seed {verdict.seed}, duration {verdict.duration}s).")
     else:

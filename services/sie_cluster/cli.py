@@ -25,7 +25,7 @@ from sie_cluster.topology import ClusterPlan, plan_cluster
 READY_LINE = "cluster ready"
 
 
-EXAMPLE_MODEL = Path(__file__).with_name("e5.yaml")  # the README's session uses the same file
+EXAMPLE_MODEL = Path(__file__).with_name("minilm.yaml")  # the README's session uses the same file
 
 
 def example_model_yaml() -> str:
@@ -79,10 +79,11 @@ def banner(plan: ClusterPlan, seconds: float, admin_token: str | None = None) ->
         'cd "$(mktemp -d)"',
         f"export SIE_CONFIG_URL={plan.config.url} SIE_GATEWAY_URLS={gateways}",
         *token,
-        "cat > e5.yaml <<'YAML'",
+        "cat > minilm.yaml <<'YAML'",
         example_model_yaml().rstrip("\n"),
         "YAML",
-        "sie models add e5.yaml --wait",
+        "sie models add minilm.yaml --wait --loaded",
+        'sie encode acme/minilm-support "hello"',
         "",
         "Model weights on this machine (workers never download):",
         *[f"  {status.line()}" for status in catalog_status()],

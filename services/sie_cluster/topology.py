@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sie_actors.procs import LOOPBACK, child_env, nats_server_binary
+from sie_actors.procs import LOOPBACK, child_env, nats_server_argv
 from sie_actors.seed import default_dir, load_bundles
 from sie_cluster.datadir import STORE_DIR
 
@@ -67,7 +67,7 @@ def plan_cluster(*, data_dir: Path, base_port: int = 8080, nats_port: int = 4222
     if admin_token:
         env["SIE_ADMIN_TOKEN"] = admin_token
     nats_url = f"nats://{LOOPBACK}:{nats_port}"
-    nats = ProcessSpec("nats", (nats_server_binary(), "-a", LOOPBACK, "-p", str(nats_port)),
+    nats = ProcessSpec("nats", tuple(nats_server_argv(nats_port, data_dir / "nats-js")),
                        env, nats_port, None)
     seed = dict(SIE_BUNDLES_DIR=str(bundles_dir), SIE_MODELS_DIR=str(models_dir))
     config = _service("sie_config", "sie-config", base_port,
@@ -82,7 +82,8 @@ def plan_cluster(*, data_dir: Path, base_port: int = 8080, nats_port: int = 4222
             workers.append(_service(
                 "sie_worker", name, port,
                 dict(env, **seed, SIE_NATS_URL=nats_url, SIE_CONFIG_SERVICE_URL=config.url,
-                     SIE_BUNDLE=bundle.name, SIE_POOL=bundle.name, POD_NAME=name),
+                     SIE_BUNDLE=bundle.name, SIE_POOL=bundle.name, POD_NAME=name,
+                     SIE_WORKER_PRELOAD="true"),
                 ("--bundle", bundle.name, "--name", name)))
             port += 1
     gateway_env = dict(env, SIE_NATS_URL=nats_url, SIE_CONFIG_SERVICE_URL=config.url,

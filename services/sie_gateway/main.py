@@ -11,6 +11,7 @@ Supervision tree:
         worker-session <url> (Supervisor)       one per worker
           session WorkerSessionActor            its /ws/status stream
       announces   subject_pump: announcements -> workers (with SIE_NATS_URL)
+      inbox       subject_pump: _INBOX.{router_id}.> -> pending encodes (with SIE_NATS_URL)
 
 The mirror and the poller are the shared ones of `sie_actors.actors.mirror` (a worker runs the
 same, scoped to its bundle); the gateway's are scoped to every bundle and the full export.
@@ -38,7 +39,12 @@ from sie_actors.runtime import ActorRef, Mailbox, Supervisor, actor_child
 from sie_actors.runtime.supervisor import ChildSpec
 from sie_actors.seed import load_seed
 
+from sie_actors.inference import encode_api
+from sie_actors.nats.jetstream import WorkQueue
+
+from sie_gateway.encode import ENCODE_PREFIX, mount_encode
 from sie_gateway.fleet_feed import FleetWiring
+from sie_gateway.inbox import Inbox
 from sie_gateway.metrics import GatewayMetrics
 from sie_gateway.mirror import (GatewayMirrorMetrics, MirrorCell, MirrorState,
                                 RegistryMirrorActor)
@@ -68,6 +74,15 @@ def announcements_to(workers: ActorRef):
             return
         await workers.tell(Announced(announcement))
     return forward
+
+
+async def forget_streams_on_reconnect(link: NatsLink, queue: WorkQueue, *,
+                                      task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """A reconnect may reach a restarted server, which has lost the memory work streams."""
+    events = link.reconnect_events()
+    task_status.started()
+    async for _ in events:
+        queue.forget_streams()
 
 
 async def run_service(settings: GatewaySettings, shutdown: trio.Event, *,
@@ -133,6 +148,12 @@ async def _run_tree(settings: GatewaySettings, shutdown: trio.Event, metrics: Ga
     if link is not None:
         children.append(ChildSpec("announces", subject_pump(
             link, ANNOUNCE_SUBJECT, announcements_to(workers_box.ref))))
+    inbox = Inbox(on_drop=metrics.encode_late_results.inc)
+    queue = WorkQueue(link) if link is not None else None
+    if link is not None:
+        children.append(ChildSpec("inbox", subject_pump(link, inbox.subject, inbox.deliver)))
+        children.append(ChildSpec("queue-resets", partial(forget_streams_on_reconnect, link,
+                                                          queue)))
     children += fleet.children
     supervisor = Supervisor("sie-gateway", children, max_restarts=settings.supervisor_max_restarts,
                             window=settings.supervisor_window, on_restart=metrics.count_restart)
@@ -141,9 +162,14 @@ async def _run_tree(settings: GatewaySettings, shutdown: trio.Event, metrics: Ga
         # Ready once sie-config's snapshot is applied; on a filesystem seed alone, at once.
         return cell.current.bootstrapped or not settings.config_url
 
-    app = create_app("sie_gateway", metrics)
+    app = create_app("sie_gateway", metrics,
+                     body_limits={ENCODE_PREFIX: encode_api.MAX_BODY_BYTES})
     mount(app, cell, directory, settings.tokens, heartbeat_timeout=settings.heartbeat_timeout,
           ready=ready, metrics=metrics)
+    mount_encode(app, cell, settings.tokens, metrics, lambda: queue, inbox,
+                 lambda: healthy_views(directory.views(), trio.current_time(),
+                                       settings.heartbeat_timeout),
+                 timeout=settings.request_timeout)
     mount_ui(app, fleet.feed, settings.tokens)
 
     async with trio.open_nursery() as nursery:

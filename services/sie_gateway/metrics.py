@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+from prometheus_client import Histogram
+
 from sie_actors.http.metrics import ServiceMetrics
 
 
@@ -32,7 +34,24 @@ class GatewayMetrics(ServiceMetrics):
             "bundle_pending_workers", "Healthy workers of the bundle reporting another "
             "bundle_config_hash than this gateway expects (0 once all caught up; a bundle with "
             "no models has nothing to catch up on)", ("bundle",))
+        self.encode_latency = self.histogram(
+            "encode_latency_seconds", "End-to-end time of a 200 encode, by model", ("model",))
+        self.encode_queue_wait = self.histogram(
+            "encode_queue_wait_seconds", "Longest queue wait of a request's items, by model",
+            ("model",))
+        self.encode_items = self.histogram(
+            "encode_batch_items", "Items per encode request, by model", ("model",),
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
+        self.encode_timeouts = self.counter(
+            "encode_timeouts", "Encodes answered 503 MODEL_LOADING after the timeout", ("model",))
+        self.encode_late_results = self.counter(
+            "encode_late_results", "Work results dropped at the inbox: for no waiting request "
+            "(late, after a timeout), a duplicate, or not a work result")
         self.refreshers: list[Callable[[], None]] = []
+
+    def histogram(self, name: str, doc: str, labels: tuple[str, ...] = (), **kwargs) -> Histogram:
+        return Histogram(f"{self.prefix}_{name}", doc, list(labels), registry=self.registry,
+                         **kwargs)
 
     def on_state(self, state) -> None:
         self.epoch.set(state.position.epoch)

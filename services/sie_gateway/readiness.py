@@ -32,8 +32,12 @@ def split_workers(bundle_id: str, expected: str, healthy: list[WorkerView]
     return acked, pending
 
 
-def bundle_readiness(bundle_id: str, expected: str, healthy: list[WorkerView]) -> dict:
+def bundle_readiness(bundle_id: str, expected: str, healthy: list[WorkerView],
+                     model_id: str | None = None) -> dict:
     acked, pending = split_workers(bundle_id, expected, healthy)
+    # An addition to the original: which acked workers have the model loaded (can serve it now).
+    loaded = sorted(v.name for v in healthy if v.status.bundle == bundle_id
+                    and v.name in acked and model_id in v.status.loaded_models)
     return {
         "bundle_id": bundle_id,
         "expected_bundle_config_hash": expected,
@@ -41,6 +45,7 @@ def bundle_readiness(bundle_id: str, expected: str, healthy: list[WorkerView]) -
         "acked_workers": sorted(acked),
         "pending_workers": sorted(pending),
         "acked": bool(acked) and not pending,
+        "loaded_workers": loaded,
     }
 
 
@@ -50,7 +55,7 @@ def healthy_views(views: Iterable[WorkerView], now: float, timeout: float) -> li
 
 def model_status(entry: ModelEntry, registry: Registry, epoch: int,
                  healthy: list[WorkerView]) -> dict:
-    bundles = [bundle_readiness(b, registry.bundle_config_hash(b), healthy)
+    bundles = [bundle_readiness(b, registry.bundle_config_hash(b), healthy, entry.model_id)
                for b in entry.bundles]
     return {
         "model_id": entry.model_id,

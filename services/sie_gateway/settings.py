@@ -60,6 +60,9 @@ class GatewaySettings:
     name: str = setting(("POD_NAME", "HOSTNAME"), "sie-gateway", "NATS client name")
     supervisor_max_restarts: int = SUPERVISOR_MAX_RESTARTS.field()
     supervisor_window: float = SUPERVISOR_WINDOW.field()
+    request_timeout: float = setting(
+        "SIE_GATEWAY_REQUEST_TIMEOUT_S", 30.0,
+        "how long an encode waits for its results before 503 `MODEL_LOADING`", positive_float)
     bootstrap_timeout: float = 10.0
 
     @classmethod

@@ -11,6 +11,8 @@ Supervision tree:
 The mirror and the poller are the shared ones of ``sie_actors.actors.mirror`` (a gateway runs
 the same), scoped here to this worker's bundle and its bundle export.
       announcer      Announcer             (only with SIE_NATS_URL)
+      inference      run_inference         model hosts + JetStream pull consumer of SIE_POOL
+                                           (only with SIE_NATS_URL)
 
 HTTP (``/healthz``, ``/readyz``, ``/metrics``, ``/v1/worker/status``, ``/ws/status``) runs
 beside the tree on the same host:port and only reads the published WorkerView.
@@ -37,6 +39,8 @@ from sie_actors.nats.link import NatsLink, NatsSettings
 from sie_actors.runtime import ChildSpec, Mailbox, Supervisor, actor_child
 
 from sie_worker.catalog import WorkerCatalog, load_catalog
+from sie_worker.inference.consumer import ConsumerSettings
+from sie_worker.inference.service import run_inference
 from sie_worker.feeds import AdvertisedUrl, Announcer
 from sie_worker.metrics import WorkerMetrics
 from sie_worker.mirror import WorkerMirrorMetrics, WorkerViews, bundle_mirror, bundle_source
@@ -104,6 +108,13 @@ async def run_service(settings: WorkerSettings, shutdown: trio.Event, *,
             announcer = Announcer(link, advertised, settings.name, settings.bundle,
                                   settings.announce_s, link.reconnect_events(), metrics)
             children.append(ChildSpec("announcer", announcer.run))
+            consumer_settings = ConsumerSettings(
+                pool=settings.pool or settings.bundle, bundle=settings.bundle,
+                worker_id=settings.name, ack_wait_s=settings.ack_wait_s,
+                progress_s=settings.ack_wait_s / 5)
+            children.append(ChildSpec("inference", partial(
+                run_inference, link, cell, consumer_settings, metrics,
+                preload_models=settings.preload)))
         supervisor = Supervisor(
             "sie-worker", children, max_restarts=settings.supervisor_max_restarts,
             window=settings.supervisor_window, on_restart=metrics.count_restart)

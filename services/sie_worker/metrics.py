@@ -6,6 +6,8 @@ bootstrap failures by reason, and a counter of snapshots whose hash we could not
 
 from __future__ import annotations
 
+from prometheus_client import Histogram
+
 from sie_actors.http.metrics import ServiceMetrics
 
 from sie_worker.view import WorkerView
@@ -35,6 +37,14 @@ class WorkerMetrics(ServiceMetrics):
         self.announces = self.counter("announces", "Worker announcements on NATS", ("result",))
         self.ws_clients = self.gauge("ws_clients", "Open /ws/status streams")
         self.ws_frames = self.counter("ws_frames", "Status frames sent", ("kind",))
+        self.inflight_items = self.gauge("inflight_items", "Work items fetched and not settled")
+        self.encode_items = self.counter("encode_items", "Work items settled, by outcome",
+                                         ("outcome",))
+        self.model_load_seconds = Histogram(
+            "sie_worker_model_load_seconds", "Model load time, by model", ["model"],
+            registry=self.registry, buckets=(0.25, 0.5, 1, 2, 4, 8, 16, 32, 64))
+        self.model_load_failures = self.counter("model_load_failures",
+                                                "Failed model loads, by model", ("model",))
         self._hash_labels: tuple[str, str] | None = None
 
     def on_view(self, view: WorkerView) -> None:

@@ -16,8 +16,8 @@ from typing import Mapping
 
 from sie_actors.seed import default_dir
 from sie_actors.settings import (NATS_PING_INTERVAL, SUPERVISOR_MAX_RESTARTS, SUPERVISOR_WINDOW,
-                                 TRUSTED_PRODUCERS, path, positive_float, read_settings, setting,
-                                 url)
+                                 TRUSTED_PRODUCERS, flag, path, positive_float, read_settings,
+                                 setting, url)
 
 # Characters that cannot appear in one NATS subject token (the original's worker refuses them).
 _BAD_BUNDLE_CHARS = ("*", ">", " ", ".", "\t", "/")
@@ -57,7 +57,8 @@ class WorkerSettings:
     bundle: str = setting(
         "SIE_BUNDLE", "default",
         "bundle (`--bundle` wins); `{SIE_BUNDLES_DIR}/{bundle}.yaml` must exist")
-    pool: str = setting("SIE_POOL", "", "`pool_name` in frames (`--pool` wins)")
+    pool: str = setting("SIE_POOL", "", "`pool_name` in frames (`--pool` wins) and the "
+                        "JetStream pool it consumes (`\"\"`: the bundle's name)")
     name: str = setting(
         ("POD_NAME", "HOSTNAME"), "sie-worker", "worker name when `--name` is not given",
         unset=lambda env: socket.gethostname(), shown="the machine's host name")
@@ -96,6 +97,12 @@ class WorkerSettings:
         positive_float)
     supervisor_max_restarts: int = SUPERVISOR_MAX_RESTARTS.field()
     supervisor_window: float = SUPERVISOR_WINDOW.field()
+    preload: bool = setting(
+        "SIE_WORKER_PRELOAD", False, "load the bundle's models as their configs arrive "
+        "(`sie-cluster up` sets `true`)", flag)
+    ack_wait_s: float = setting(
+        "SIE_WORKER_ACK_WAIT_S", 5.0, "JetStream `ack_wait`: a killed worker's items go to "
+        "another worker after this (progress acks every fifth of it)", positive_float)
     bootstrap_backoff_initial_s: float = 0.2
 
     @classmethod

@@ -103,6 +103,7 @@ class WorkerView:
     ready: bool = False
     closing: bool = False
     syncing: bool = False
+    loaded_models: tuple[str, ...] = ()
     seq: int = 0  # publish counter, for logs and tests
 
     @cached_property
@@ -114,9 +115,9 @@ class WorkerView:
         return self.registry.models_in_bundle(self.identity.bundle)
 
     @property
-    def frame_key(self) -> tuple[str, bool, int]:
+    def frame_key(self) -> tuple[str, bool, int, tuple[str, ...]]:
         """What a status stream must push at once when it changes."""
-        return (self.bundle_config_hash, self.ready, len(self.models))
+        return (self.bundle_config_hash, self.ready, len(self.models), self.loaded_models)
 
     @cached_property
     def template(self) -> FrameTemplate:
@@ -129,7 +130,7 @@ class WorkerView:
             pool_name=ident.pool,
             machine_profile=ident.machine_profile,
             models=[model_item(entry) for entry in self.models],
-            loaded_models=[],
+            loaded_models=list(self.loaded_models),
             timestamp=_TS_MARK,
             server={"version": VERSION, "uptime_seconds": _UPTIME_MARK, "pid": ident.pid},
         )

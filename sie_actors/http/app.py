@@ -64,8 +64,27 @@ def error_response(status: int, detail: Any) -> Response:
     return json_response({"detail": detail}, status)
 
 
-def create_app(name: str, metrics: ServiceMetrics) -> QuartTrio:
+def body_limited_request_class(limits: dict[str, int]) -> type:
+    """A request class whose body limit is `limits[prefix]` for paths under a prefix, else the
+    app's `MAX_CONTENT_LENGTH`: encode bodies may be 32 MiB while config bodies stay at 1 MiB.
+    Quart fixes a body's limit when it creates the request, before any route runs."""
+
+    class BodyLimitedRequest(QuartTrio.request_class):
+        def __init__(self, method, scheme, path, *args, max_content_length=None, **kwargs):
+            for prefix, limit in limits.items():
+                if path.startswith(prefix):
+                    max_content_length = limit
+            super().__init__(method, scheme, path, *args, max_content_length=max_content_length,
+                             **kwargs)
+
+    return BodyLimitedRequest
+
+
+def create_app(name: str, metrics: ServiceMetrics, *,
+               body_limits: dict[str, int] | None = None) -> QuartTrio:
     app = QuartTrio(name)
+    if body_limits:
+        app.request_class = body_limited_request_class(body_limits)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.extensions[METRICS_EXTENSION] = metrics  # routes refine their labels through it

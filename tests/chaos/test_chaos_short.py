@@ -41,4 +41,9 @@ def test_chaos_short_run(tmp_path):
     assert counts["unexpected"] == 0, summary["violations"]
     assert counts["epoch_regressions"] == 0, summary["violations"]
     assert summary["ok"] and summary["violation_count"] == 0, summary["violations"]
+    # encode clients ran beside the writers: some right answers, never a wrong vector or a hang
+    encodes = summary["encodes"]
+    assert encodes.get("ok", 0) > 20, encodes
+    assert not {"wrong_vector", "hang"} & set(encodes), encodes
+    assert "encodes by outcome: ok" in run.stdout
     assert run.returncode == 0, run.stdout[-3000:]

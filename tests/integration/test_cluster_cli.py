@@ -84,7 +84,7 @@ def test_cluster_up_serves_and_stops_cleanly(tmp_path):
         assert (moved / "models" / "old__model.yaml").exists()
         # the banner's session is the README's: same example file, in a temporary directory
         text = "".join(lines)
-        assert ("cat > e5.yaml <<'YAML'\n" + EXAMPLE_MODEL.read_text() + "YAML\n") in text
+        assert ("cat > minilm.yaml <<'YAML'\n" + EXAMPLE_MODEL.read_text() + "YAML\n") in text
         # a second cluster on the same data dir (other ports) is refused in one line
         second = subprocess.run(
             [sys.executable, "-m", "sie_cluster", "up", "--data-dir", str(tmp_path / "data"),

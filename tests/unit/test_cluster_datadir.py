@@ -76,9 +76,9 @@ def test_up_help_describes_every_option():
 def test_banner_prints_the_example_file_as_a_heredoc_in_a_temp_dir(tmp_path):
     plan = plan_cluster(data_dir=tmp_path, base_port=41000, nats_port=41999)
     text = banner(plan, 1.0)
-    block = "cat > e5.yaml <<'YAML'\n" + EXAMPLE_MODEL.read_text() + "YAML\n"
+    block = "cat > minilm.yaml <<'YAML'\n" + EXAMPLE_MODEL.read_text() + "YAML\n"
     assert block in text
-    assert text.index('cd "$(mktemp -d)"') < text.index("cat > e5.yaml")
+    assert text.index('cd "$(mktemp -d)"') < text.index("cat > minilm.yaml")
     assert "SIE_ADMIN_TOKEN" not in text
     assert "export SIE_ADMIN_TOKEN=s3cret" in banner(plan, 1.0, "s3cret")
 
@@ -97,3 +97,12 @@ def test_children_get_one_cleaned_environment(tmp_path):
     assert plan.config.env["SIE_NATS_URL"] == "nats://127.0.0.1:41999"
     assert "SIE_ADMIN_TOKEN" not in plan.gateways[0].env
     assert {w.env["POD_NAME"] for w in plan.workers} == {w.name for w in plan.workers}
+
+
+def test_every_nats_server_runs_jetstream_and_cluster_workers_preload(tmp_path):
+    from sie_actors.procs import NatsServer
+    plan = plan_cluster(data_dir=tmp_path, base_port=41000, nats_port=41999)
+    argv = list(plan.nats.argv)
+    assert "-js" in argv and argv[argv.index("-sd") + 1] == str(tmp_path / "nats-js")
+    assert "-js" in NatsServer(port=41998, store_dir=tmp_path / "js").argv
+    assert all(w.env["SIE_WORKER_PRELOAD"] == "true" for w in plan.workers)

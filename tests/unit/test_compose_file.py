@@ -94,6 +94,8 @@ def test_smoke_override_puts_everything_on_the_host_network_on_loopback(tmp_path
     assert copy["sie-config"]["volumes"] == SERVICES["sie-config"]["volumes"]
     env = (tmp_path / "compose.env").read_text()
     assert "NATS_IMAGE=sie-actors:test" in env and "BASE_IMAGE=base:test" in env
+    # JetStream (the encode work queue) on both ways compose starts NATS
+    assert "-js" in override["nats"]["command"] and "-js" in SERVICES["nats"]["command"]
 
 
 def test_env_example_sets_the_tokens():

@@ -32,14 +32,14 @@ def test_first_lines_say_what_sie_is_and_what_you_get():
     assert "What you get" in opening
 
 
-def test_every_e5_example_is_the_packaged_file_written_in_a_temp_dir():
+def test_every_minilm_example_is_the_packaged_file_written_in_a_temp_dir():
     example = EXAMPLE_MODEL.read_text(encoding="utf-8")
-    blocks = [b for b in code_blocks(README) if "cat > e5.yaml" in b]
+    blocks = [b for b in code_blocks(README) if "cat > minilm.yaml" in b]
     assert len(blocks) >= 2
     for block in blocks:
-        heredoc = re.search(r"cat > e5\.yaml <<'YAML'\n(.*?)^YAML$", block, re.S | re.M)
+        heredoc = re.search(r"cat > minilm\.yaml <<'YAML'\n(.*?)^YAML$", block, re.S | re.M)
         assert heredoc and heredoc.group(1) == example
-        assert block.index('cd "$(mktemp -d)"') < block.index("cat > e5.yaml")
+        assert block.index('cd "$(mktemp -d)"') < block.index("cat > minilm.yaml")
 
 
 def test_option_table_lists_every_sie_cluster_up_option():

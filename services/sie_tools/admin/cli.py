@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
-from sie_tools.admin import commands, exits, weights
+from sie_tools.admin import commands, exits, inference, weights
 from sie_tools.admin.commands import Context
 from sie_tools.admin.errors import CliError
 from sie_tools.admin.targets import DEFAULT_CONFIG_URL, Targets
@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="refuse (exit 1, nothing written) if sie-config has any warning for "
                           "FILE, such as an unknown field; it validates with a dry run first")
     add_wait_options(add)
+    add.add_argument("--loaded", action="store_true",
+                     help="with --wait: also wait until every replica reports a worker per "
+                          "bundle with the model loaded (loaded_workers)")
 
     listing = sub(verbs, "list", "list models", commands.models_list)
     add_source_option(listing, "auto")
@@ -156,6 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub(top, "epoch", "sie-config's epoch, generation and bundle hashes", commands.epoch)
     add_weights_commands(top, sub)
+    enc = sub(top, "encode", "encode text with a model through the first gateway; prints dims "
+              "and first values (retries 503 MODEL_LOADING and 202 provisioning by itself)",
+              inference.encode)
+    enc.add_argument("model", metavar="MODEL", help="[BUNDLE:/]ORG/MODEL")
+    enc.add_argument("texts", metavar="TEXT", nargs="+")
+    enc.add_argument("--query", action="store_true", help="encode as a query (is_query)")
+    enc.add_argument("--show", type=int, default=5, metavar="N", help="values shown (default 5)")
+    enc.add_argument("--timeout", type=positive, default=DEFAULT_WAIT_TIMEOUT, metavar="S",
+                     help=f"give up retrying after S seconds (default {DEFAULT_WAIT_TIMEOUT:g})")
     return parser
 
 

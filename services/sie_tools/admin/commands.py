@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,6 +21,7 @@ from sie_tools.admin import exits, views
 from sie_tools.admin.errors import CliError
 from sie_tools.admin.http import model_path
 from sie_tools.admin.keys import derive_idempotency_key
+from sie_tools.admin import inference
 from sie_tools.admin.poller import Fleet
 from sie_tools.admin.progress import progress_for, table_lines
 from sie_tools.admin.readiness import (NOT_FOUND, UNREACHABLE, ReplicaReport, all_of_kind,
@@ -115,8 +117,13 @@ def models_add(args: Any, ctx: Context) -> int:
         return exits.OK
     if not ctx.json_mode:
         ctx.print(*views.add_summary(response.status_code, result, key))
-    return _status(ctx, model_id, wait=True, timeout=args.timeout, interval=args.interval,
+    started = time.monotonic()
+    code = _status(ctx, model_id, wait=True, timeout=args.timeout, interval=args.interval,
                    extra={"add": result})
+    if code != exits.OK or not args.loaded:
+        return code
+    left = max(0.0, args.timeout - (time.monotonic() - started))
+    return inference.wait_loaded(ctx, model_id, left, args.interval)
 
 
 def _refuse_warnings(ctx: Context, body: bytes, name: str) -> None:

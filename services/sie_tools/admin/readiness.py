@@ -8,7 +8,7 @@ because it has not mirrored the model yet, is simply not acked, with the reason 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sie_tools.admin.errors import format_error_body
@@ -24,6 +24,7 @@ class BundleView:
     acked_workers: list[str]
     pending_workers: list[str]
     total: int
+    loaded_workers: list[str] = field(default_factory=list)  # ours: acked and model loaded
 
     @classmethod
     def from_json(cls, raw: Any) -> BundleView:
@@ -33,7 +34,8 @@ class BundleView:
         total = raw.get("total_eligible_workers")
         return cls(bundle_id=str(raw.get("bundle_id", "?")), acked=raw.get("acked") is True,
                    acked_workers=acked, pending_workers=pending,
-                   total=total if isinstance(total, int) else len(acked) + len(pending))
+                   total=total if isinstance(total, int) else len(acked) + len(pending),
+                   loaded_workers=[str(w) for w in raw.get("loaded_workers") or []])
 
     def pending_text(self) -> str:
         """Why this bundle is not acked, naming the workers an operator should look at."""
@@ -64,6 +66,12 @@ class ReplicaReport:
     @property
     def no_bundles(self) -> bool:
         return self.status is not None and self.status.get("no_bundles") is True
+
+    @property
+    def loaded(self) -> bool:
+        """Every bundle of the model has a worker with it loaded (`--wait --loaded`)."""
+        bundles = self.bundles()
+        return bool(bundles) and all(b.loaded_workers for b in bundles)
 
     def bundles(self) -> list[BundleView]:
         if self.status is None:

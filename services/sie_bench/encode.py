@@ -1,0 +1,115 @@
+"""The data plane: encode through the cluster against the same adapter called in this process.
+
+Processes: `sie-cluster up`'s plan (nats-server with JetStream, sie-config, one worker per bundle
+with preload on, two gateways). Three figures, all with sentence-transformers/all-MiniLM-L6-v2 (its weights must be
+on the machine: `sie weights pull sentence-transformers/all-MiniLM-L6-v2`):
+
+- throughput: batches of 32 short sentences, client → gateway → JetStream → worker → client,
+  beside the adapter called in-process on the same batches; measured alternately, round by
+  round, so other load on the machine disturbs both about equally; the ratio of medians;
+- one-item overhead: a one-item request's end-to-end time minus the adapter's own time for it
+  (the worker's `x-inference-time-ms`);
+- model POSTed → first 200 from `/v1/encode` on both gateways (preload on), per fresh model id.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import httpx
+import trio
+import yaml
+
+from sie_actors.inference.loading import load_adapter
+from sie_actors.procs import wait_until
+from sie_bench.adapter_compare import sentences
+from sie_bench.cluster import MainCluster
+from sie_bench.stats import Row, Target
+
+NAME = "encode"
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+ST = "sie_server.adapters.sentence_transformer:SentenceTransformerAdapter"
+
+
+def doc(model_id: str) -> dict:
+    return {"sie_id": model_id, "hf_id": MINILM, "profiles": {"default": {
+        "adapter_path": ST, "max_batch_tokens": 8192,
+        "adapter_options": {"loadtime": {}, "runtime": {"pooling": "mean", "normalize": True}}}}}
+
+
+def _encode(client: httpx.Client, gateway: str, model: str, texts: list[str]) -> httpx.Response:
+    return client.post(f"{gateway}/v1/encode/{model}",
+                       json={"items": [{"text": t} for t in texts]})
+
+
+def measure(workdir: Path, rounds: int, singles: int, fresh_models: int) -> list[Row]:
+    cluster = MainCluster(workdir, models=0)   # sie-cluster's plan: its workers preload
+    try:
+        cluster.start()
+        config, gateways = cluster.config, cluster.gateways
+        http = httpx.Client(timeout=60)
+        model = "bench/minilm"
+        r = http.post(config.url + "/v1/configs/models", content=yaml.safe_dump(doc(model)),
+                      headers={"Content-Type": "application/x-yaml"})
+        r.raise_for_status()
+        wait_until(lambda: _encode(http, gateways[0].url, model, ["warm"]).status_code == 200,
+                   60, interval=0.05, what="the bench model served")
+
+        texts = sentences(256)
+        adapter = load_adapter(doc(model))
+        batches = [texts[i:i + 32] for i in range(0, len(texts), 32)]
+        cluster_rate, local_rate = [], []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for batch in batches:
+                r = _encode(http, gateways[0].url, model, batch)
+                if r.status_code != 200:
+                    raise RuntimeError(f"encode: HTTP {r.status_code} {r.text[:200]}")
+            cluster_rate.append(len(texts) / (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            for batch in batches:
+                adapter.encode(batch)
+            local_rate.append(len(texts) / (time.perf_counter() - t0))
+        ratio = statistics.median(cluster_rate) / statistics.median(local_rate)
+
+        overhead, e2e = [], []
+        for i in range(singles):
+            t0 = time.perf_counter()
+            r = _encode(http, gateways[i % 2].url, model, [texts[i % len(texts)]])
+            total = (time.perf_counter() - t0) * 1000
+            if r.status_code != 200:
+                raise RuntimeError(f"one-item encode: HTTP {r.status_code} {r.text[:200]}")
+            e2e.append(total)
+            overhead.append(total - float(r.headers["x-inference-time-ms"]))
+
+        first_200 = []
+        for i in range(fresh_models):
+            fresh = f"bench/minilm-fresh-{i}"
+            t0 = time.perf_counter()
+            r = http.post(config.url + "/v1/configs/models", content=yaml.safe_dump(doc(fresh)),
+                          headers={"Content-Type": "application/x-yaml"})
+            r.raise_for_status()
+            for gateway in gateways:
+                wait_until(lambda g=gateway: _encode(http, g.url, fresh, ["first"]).status_code
+                           == 200, 60, interval=0.02, what=f"{fresh} served")
+            first_200.append((time.perf_counter() - t0) * 1000)
+        http.close()
+    finally:
+        cluster.close()
+    return [
+        Row(NAME, "cluster encode throughput, batches of 32 (sentences/s)", "1/s", cluster_rate,
+            note=f"in-process adapter: median {statistics.median(local_rate):.1f}/s; "
+                 f"ratio of medians {ratio:.2f} (target >= 0.8)"),
+        Row(NAME, "cluster / in-process throughput, per round", "x",
+            [c / l for c, l in zip(cluster_rate, local_rate)], Target("p50", ">=", 0.8)),
+        Row(NAME, "one-item request: end to end minus the adapter's own time", "ms", overhead,
+            Target("p50", "<=", 3), note=f"end to end p50 {statistics.median(e2e):.2f} ms"),
+        Row(NAME, "model POSTed → first 200 from /v1/encode on both gateways (preload)", "ms",
+            first_200, Target("p50", "<=", 2000)),
+    ]
+
+
+async def run(workdir: Path, rounds: int, singles: int, fresh_models: int) -> list[Row]:
+    return await trio.to_thread.run_sync(measure, workdir, rounds, singles, fresh_models)

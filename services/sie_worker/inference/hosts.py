@@ -1,0 +1,61 @@
+"""The worker's loaded models: one `ModelHost` per model id, started lazily or by preload.
+
+A host is started the first time a work item or (with preload) a config names its model, and
+kept; its load runs on the host's own thread. When a load settles, `on_change` is called so the
+worker's status frames report the new `loaded_models` at once, and the load time or failure is
+counted per model.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Callable
+
+import trio
+
+from sie_actors.domain.registry import ModelEntry
+from sie_actors.inference.loading import load_adapter
+
+from .model_host import FAILED, LOADED, ModelHost
+
+log = logging.getLogger("sie_worker.hosts")
+
+
+class ModelHosts:
+    def __init__(self, nursery: trio.Nursery, on_change: Callable[[], None], metrics,
+                 *, threads: int | None = None) -> None:
+        self._nursery = nursery
+        self._on_change = on_change
+        self._metrics = metrics
+        self._threads = threads
+        self._hosts: dict[str, ModelHost] = {}
+
+    def host(self, entry: ModelEntry) -> ModelHost:
+        """The model's host, started now if it has none."""
+        host = self._hosts.get(entry.model_id)
+        if host is None:
+            host = ModelHost(entry.model_id, partial(load_adapter, entry.config,
+                                                     threads=self._threads))
+            self._hosts[entry.model_id] = host
+            host.start()
+            self._nursery.start_soon(self._watch, host)
+        return host
+
+    def loaded(self) -> tuple[str, ...]:
+        return tuple(sorted(m for m, h in self._hosts.items() if h.state == LOADED))
+
+    async def _watch(self, host: ModelHost) -> None:
+        state = await host.wait_settled()
+        if state == LOADED:
+            self._metrics.model_load_seconds.labels(host.model_id).observe(host.load_seconds or 0)
+            log.info("model %s loaded in %.2f s", host.model_id, host.load_seconds or 0)
+        elif state == FAILED:
+            self._metrics.model_load_failures.labels(host.model_id).inc()
+            log.warning("model %s failed to load: %s", host.model_id,
+                        host.load_error.message if host.load_error else "?")
+        self._on_change()
+
+    async def aclose(self) -> None:
+        for host in self._hosts.values():
+            await host.aclose()
