@@ -15,8 +15,6 @@ its latest snapshot shows the whole bundle on the new side; per round, the slowe
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -26,7 +24,7 @@ import trio
 from sie_actors.http.metrics_text import sample_sum
 from sie_bench.cluster import Fleet, client, now, wait_dialled
 from sie_bench.procfs import CpuMeter
-from sie_bench.sessions import FleetProcess
+from sie_bench.sessions import open_fake_fleet
 from sie_bench.stats import Row, Target
 
 NAME = "pages"
@@ -91,15 +89,7 @@ async def all_on_side(pages: list[Page], count: int, side: str, since: float,
 async def run(workdir: Path, count: int, heartbeat: float, windows: int, pages_open: int,
               rounds: int) -> list[Row]:
     with Fleet(workdir) as fleet:
-        log = open(workdir / "fleet.log", "wb")
-        helper = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "sie_bench.fleet", "--count", str(count),
-             "--heartbeat", str(heartbeat)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
-        workers = FleetProcess(helper)
-        try:
-            ports = (await workers.line()).split()[1].split(",")
-            urls = [f"http://127.0.0.1:{p}" for p in ports]
+        async with open_fake_fleet(workdir, count, heartbeat) as (workers, urls):
             gateway = fleet.gateway("gateway", None, None, urls, seed=True)
             async with client(gateway.url) as http:
                 await wait_dialled(http, "/readyz", count, timeout=120, interval=0.1)
@@ -133,10 +123,6 @@ async def run(workdir: Path, count: int, heartbeat: float, windows: int, pages_o
                             since = now()
                             rollout.append(await all_on_side(pages, count, side, since, 30))
                     nursery.cancel_scope.cancel()
-        finally:
-            helper.kill()
-            await helper.wait()
-            log.close()
     def mean(xs: list[float]) -> float:
         return sum(xs) / len(xs)
     delta = (mean(with_pages) - mean(without)) * 1000

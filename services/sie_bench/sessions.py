@@ -14,6 +14,9 @@ frame at once, is reported besides.
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +52,24 @@ class FleetProcess:
         return await self.line()
 
 
+@asynccontextmanager
+async def open_fake_fleet(workdir: Path, count: int,
+                          heartbeat: float) -> AsyncIterator[tuple[FleetProcess, list[str]]]:
+    """`sie_bench.fleet` serving `count` fake workers: its control channel and their URLs."""
+    with open(workdir / "fleet.log", "wb") as log:
+        helper = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "sie_bench.fleet", "--count", str(count),
+             "--heartbeat", str(heartbeat)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+        try:
+            workers = FleetProcess(helper)
+            ports = (await workers.line()).split()[1].split(",")
+            yield workers, [f"http://127.0.0.1:{p}" for p in ports]
+        finally:
+            helper.kill()
+            await helper.wait()
+
+
 async def observe(http: RawHTTP, path: str, names: set[str], side: str, since: float,
                   timeout: float) -> list[float]:
     """Poll `/status` until every worker in `names` is on `side`; per worker, the delay (ms)
@@ -73,16 +94,7 @@ async def observe(http: RawHTTP, path: str, names: set[str], side: str, since: f
 async def run(workdir: Path, count: int, heartbeat: float, windows: int,
               rounds: int) -> list[Row]:
     with Fleet(workdir) as fleet:
-        log = open(workdir / "fleet.log", "wb")
-        helper = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "sie_bench.fleet", "--count", str(count),
-             "--heartbeat", str(heartbeat)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
-        workers = FleetProcess(helper)
-        try:
-            first = await workers.line()
-            ports = first.split()[1].split(",")
-            urls = [f"http://127.0.0.1:{p}" for p in ports]
+        async with open_fake_fleet(workdir, count, heartbeat) as (workers, urls):
             started = now()
             gateway = fleet.gateway("gateway", None, None, urls, seed=True)
             async with client(gateway.url) as http:
@@ -101,7 +113,7 @@ async def run(workdir: Path, count: int, heartbeat: float, windows: int,
 
                 await trio.sleep(2 * heartbeat)  # steady state
                 cpu: list[float] = []
-                helper_meter = CpuMeter(helper.pid).start()
+                helper_meter = CpuMeter(workers.process.pid).start()
                 for _ in range(windows):
                     meter = CpuMeter(gateway.pid).start()
                     await trio.sleep(1.0)
@@ -133,10 +145,6 @@ async def run(workdir: Path, count: int, heartbeat: float, windows: int,
                     await poll.get(status_url)
                     status_ms.append((now() - t0) * 1000)
                 await poll.aclose()
-        finally:
-            helper.kill()
-            await helper.wait()
-            log.close()
     return [
         Row(NAME, f"status staleness, {count} sessions at {heartbeat:g} s heartbeats", "ms",
             staleness, Target("max", "<=", 2000),

@@ -49,47 +49,12 @@ def requests_counted(metrics) -> dict:
             if sample.name.endswith("_total")}
 
 
-@pytest.mark.parametrize("tokens, headers", [
-    (Tokens(), {}),
-    (Tokens(read="r"), {}),
-    (Tokens(read="r"), {"Authorization": "Bearer wrong"}),
-    (Tokens(read="r"), {"Authorization": "Bearer r"}),
-    (Tokens(read="r", admin="a"), {"Authorization": "Bearer a"}),
-])
-async def test_fast_and_quart_answer_alike(tokens, headers):
-    fast_app, fast_metrics = gateway(True, tokens)
-    plain_app, plain_metrics = gateway(False, tokens)
-    assert fast_app.asgi_app is not plain_app.asgi_app
-    for path in PATHS:
-        assert await answers(fast_app, path, headers) == await answers(plain_app, path, headers), path
-    assert requests_counted(fast_metrics) == requests_counted(plain_metrics)
-
-
 async def test_a_request_with_a_body_goes_to_quart():
     app, metrics = gateway(True, Tokens())
     client = app.test_client()
     response = await client.get("/v1/configs/models", data=b"x" * 10)
     assert response.status_code == 200
     assert b'"models"' in await response.get_data()
-
-
-async def test_hot_reads_do_not_reach_quart():
-    app, _ = gateway(True, Tokens())
-    fast = app.asgi_app
-    reached = []
-    inner = fast.app
-
-    async def counting(scope, receive, send):
-        reached.append(scope["path"])
-        await inner(scope, receive, send)
-
-    fast.app = counting
-    for path in PATHS:
-        await answers(app, path, {})
-    assert "/v1/configs/models" not in reached
-    assert "/v1/configs/models/BAAI/bge-m3/status" not in reached
-    assert "/v1/configs/models/no/such/status" in reached
-    assert "/v1/configs/models/BAAI/bge-m3" in reached
 
 
 # ---- sie-config: the model list, the epoch and the bundle list ---------------------------------
@@ -120,24 +85,42 @@ def config_service(fast: bool, tokens: Tokens):
     return app, metrics
 
 
+# ---- both services -------------------------------------------------------------------------------
+
+# service -> (app builder, paths to compare, paths the fast layer answers, paths left to Quart)
+SERVICES = {
+    "gateway": (gateway, PATHS,
+                ["/v1/configs/models", "/v1/configs/models/BAAI/bge-m3/status"],
+                ["/v1/configs/models/no/such/status", "/v1/configs/models/BAAI/bge-m3"]),
+    "sie-config": (config_service, CONFIG_PATHS,
+                   ["/v1/configs/models", "/v1/configs/epoch", "/v1/configs/bundles"],
+                   ["/v1/configs/bundles/default"]),
+}
+
+
+@pytest.mark.parametrize("service", SERVICES)
 @pytest.mark.parametrize("tokens, headers", [
     (Tokens(), {}),
     (Tokens(read="r"), {}),
     (Tokens(read="r"), {"Authorization": "Bearer wrong"}),
     (Tokens(read="r"), {"Authorization": "Bearer r"}),
+    (Tokens(read="r", admin="a"), {"Authorization": "Bearer a"}),
     (Tokens(admin="a"), {"Authorization": "Bearer a"}),
 ])
-async def test_config_fast_and_quart_answer_alike(tokens, headers):
-    fast_app, fast_metrics = config_service(True, tokens)
-    plain_app, plain_metrics = config_service(False, tokens)
+async def test_fast_and_quart_answer_alike(service, tokens, headers):
+    build, paths, _, _ = SERVICES[service]
+    fast_app, fast_metrics = build(True, tokens)
+    plain_app, plain_metrics = build(False, tokens)
     assert fast_app.asgi_app is not plain_app.asgi_app
-    for path in CONFIG_PATHS:
+    for path in paths:
         assert await answers(fast_app, path, headers) == await answers(plain_app, path, headers), path
     assert requests_counted(fast_metrics) == requests_counted(plain_metrics)
 
 
-async def test_config_hot_reads_do_not_reach_quart():
-    app, _ = config_service(True, Tokens())
+@pytest.mark.parametrize("service", SERVICES)
+async def test_hot_reads_do_not_reach_quart(service):
+    build, paths, hot, cold = SERVICES[service]
+    app, _ = build(True, Tokens())
     fast = app.asgi_app
     reached = []
     inner = fast.app
@@ -147,7 +130,7 @@ async def test_config_hot_reads_do_not_reach_quart():
         await inner(scope, receive, send)
 
     fast.app = counting
-    for path in CONFIG_PATHS:
+    for path in paths:
         await answers(app, path, {})
-    assert not {"/v1/configs/models", "/v1/configs/epoch", "/v1/configs/bundles"} & set(reached)
-    assert "/v1/configs/bundles/default" in reached
+    assert not set(hot) & set(reached)
+    assert set(cold) <= set(reached)
