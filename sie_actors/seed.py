@@ -18,6 +18,8 @@ from sie_actors.domain.errors import DomainError
 from sie_actors.domain.fields import unknown_bundle_field_warnings, unknown_field_warnings
 from sie_actors.domain.model_config import parse_model_yaml
 from sie_actors.domain.registry import Bundle, Registry, parse_bundle_yaml
+from sie_actors.settings import Setting
+from sie_actors.settings import path as path_setting
 
 log = logging.getLogger("sie_actors.seed")
 
@@ -28,6 +30,15 @@ def default_dir(kind: str) -> Path:
     """`/app/<kind>` in images; the project's own folder in a source checkout."""
     image_dir = Path("/app") / kind
     return image_dir if image_dir.is_dir() else PROJECT_ROOT / kind
+
+
+# The catalog folders as sie-config and the workers read them (the gateway's are optional).
+BUNDLES_DIR = Setting(
+    ("SIE_BUNDLES_DIR",), None, "bundle YAML", path_setting, unset=lambda env: default_dir("bundles"),
+    shown="`/app/bundles`, else this repository's `bundles/`")
+MODELS_DIR = Setting(
+    ("SIE_MODELS_DIR",), None, "baseline model YAML", path_setting, unset=lambda env: default_dir("models"),
+    shown="`/app/models`, else this repository's `models/`")
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Mapping
 
 from sie_actors.http.auth import TOKENS, Tokens
-from sie_actors.seed import default_dir
+from sie_actors.seed import BUNDLES_DIR, MODELS_DIR
 from sie_actors.settings import (NATS_PING_INTERVAL, SUPERVISOR_MAX_RESTARTS, SUPERVISOR_WINDOW,
-                                 flag, path, positive_float, read_settings, setting)
+                                 flag, positive_float, read_settings, setting)
 
 
 def producer_id(environ: Mapping[str, str]) -> str:
@@ -54,13 +54,8 @@ class ConfigSettings:
         "NATS server for deltas. sie-config starts and serves reads while NATS is down; writes "
         "get 503 `nats_unavailable` until it is connected", shown="unset: standalone")
     nats_ping_interval: float = NATS_PING_INTERVAL.field()
-    bundles_dir: Path | None = setting(
-        "SIE_BUNDLES_DIR", None, "bundle YAML", path, unset=lambda env: default_dir("bundles"),
-        shown="`/app/bundles`, else this repository's `bundles/`")
-    models_dir: Path | None = setting(
-        "SIE_MODELS_DIR", None, "baseline model YAML", path,
-        unset=lambda env: default_dir("models"),
-        shown="`/app/models`, else this repository's `models/`")
+    bundles_dir: Path | None = BUNDLES_DIR.field()
+    models_dir: Path | None = MODELS_DIR.field()
     tokens: Tokens = TOKENS.field(doc=(
         "read (inference) token and admin token: writes and export need the admin token; once "
         "it is set, reads need a token too (either one); see [Tokens](#tokens)"))

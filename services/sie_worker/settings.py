@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from sie_actors.seed import default_dir
+from sie_actors.seed import BUNDLES_DIR, MODELS_DIR
 from sie_actors.settings import (NATS_PING_INTERVAL, SUPERVISOR_MAX_RESTARTS, SUPERVISOR_WINDOW,
-                                 TRUSTED_PRODUCERS, flag, path, positive_float, read_settings,
+                                 TRUSTED_PRODUCERS, flag, positive_float, read_settings,
                                  setting, url)
 
 # Characters that cannot appear in one NATS subject token (the original's worker refuses them).
@@ -67,13 +67,8 @@ class WorkerSettings:
     nats_url: str | None = setting(
         "SIE_NATS_URL", None,
         "deltas on `sie.config.models.{bundle}`, announcements on `sie.workers.announce`")
-    bundles_dir: Path | None = setting(
-        "SIE_BUNDLES_DIR", None, "bundle YAML", path, unset=lambda env: default_dir("bundles"),
-        shown="`/app/bundles`, else this repository's `bundles/`")
-    models_dir: Path | None = setting(
-        "SIE_MODELS_DIR", None, "baseline model YAML", path,
-        unset=lambda env: default_dir("models"),
-        shown="`/app/models`, else this repository's `models/`")
+    bundles_dir: Path | None = BUNDLES_DIR.field()
+    models_dir: Path | None = MODELS_DIR.field()
     token: str | None = setting(
         ("SIE_AUTH_TOKEN", "SIE_ADMIN_TOKEN"), None,
         "outbound bearer to sie-config (the read token is preferred and enough)",
