@@ -146,14 +146,24 @@ async def _up_locked(args: argparse.Namespace, data_dir: Path) -> int:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             async def on_signal() -> None:
+                # Keep reading signals until the cluster is down: an impatient second Ctrl-C
+                # must not be left pending, or trio re-raises it as a KeyboardInterrupt on exit.
                 async for signum in signals:
+                    if stop.is_set():
+                        print("still stopping: each child gets 10 s after SIGTERM, then SIGKILL",
+                              flush=True)
+                        continue
                     print(f"\nstopping ({signal.Signals(signum).name})...", flush=True)
                     stop.set()
-                    return
+
+            async def run_cluster(task_status=trio.TASK_STATUS_IGNORED) -> None:
+                await runner.run(stop, task_status=task_status)
+                nursery.cancel_scope.cancel()  # every child has exited: stop reading signals
+
             nursery.start_soon(on_signal)
             runner = ClusterRunner(plan, report=lambda line: print(line, flush=True))
             try:
-                await nursery.start(runner.run, stop)
+                await nursery.start(run_cluster)
             except (RuntimeError, trio.TooSlowError, OSError, BaseExceptionGroup) as exc:
                 cause = start_failure(exc)
                 if cause is None:

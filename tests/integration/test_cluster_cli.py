@@ -95,9 +95,13 @@ def test_cluster_up_serves_and_stops_cleanly(tmp_path):
                                  f"sie-cluster (pid {proc.pid}); stop that one (Ctrl-C in its "
                                  "terminal), or give this one its own --data-dir\n")
         proc.send_signal(signal.SIGINT)
+        wait_until(lambda: any("stopping (SIGINT)" in l for l in lines), 10,
+                   what="the first Ctrl-C noticed")
+        proc.send_signal(signal.SIGINT)  # an impatient second Ctrl-C: still a clean stop
         assert proc.wait(timeout=60) == 0
         reader.join(timeout=5)
         assert any("stopped" in l for l in lines), "".join(lines)
+        assert not any("Traceback" in l or "KeyboardInterrupt" in l for l in lines), "".join(lines)
         left = [pid for pid in children if alive(pid)]
         assert left == [], f"processes left running: {left}"
     finally:
