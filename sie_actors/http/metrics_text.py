@@ -21,3 +21,14 @@ def sample_sum(text: str, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
     return total
+
+
+def sample_sums_by(text: str, name: str, label: str) -> dict[str, float]:
+    """The samples called `name`, summed per value of `label` (`{"applied": 3.0, ...}`)."""
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and label in sample.labels:
+                key = sample.labels[label]
+                sums[key] = sums.get(key, 0.0) + sample.value
+    return sums

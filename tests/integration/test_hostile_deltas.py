@@ -4,13 +4,12 @@ as `model_config`) is now a dropped delta. Both keep running and keep applying r
 
 from __future__ import annotations
 
-import re
 
 import httpx
 import orjson
-from prometheus_client.parser import text_string_to_metric_families
 
 from sie_actors.domain.delta import ALL_SUBJECT, ConfigDelta, bundle_subject
+from sie_actors.http.metrics_text import sample_sums_by
 from sie_actors.nats.link import NatsLink, NatsSettings
 from sie_actors.testing.waiting import wait_for
 from tests.integration.inproc import start_config, start_gateway, start_worker
@@ -56,13 +55,7 @@ async def test_hostile_deltas_are_dropped_and_consumers_keep_working(nats_server
         sent = 3 * len(HOSTILE_CONFIGS)
 
         async def finished(url: str, name: str) -> dict[str, float]:
-            text = (await http.get(url + "/metrics")).text
-            results: dict[str, float] = {}
-            for family in text_string_to_metric_families(text):
-                for sample in family.samples:
-                    if sample.name == name:
-                        result = sample.labels["result"]
-                        results[result] = results.get(result, 0) + sample.value
+            results = sample_sums_by((await http.get(url + "/metrics")).text, name, "result")
             final = sum(v for k, v in results.items() if k not in ("buffered", "hash_mismatch"))
             return results if final >= sent else None
 
@@ -94,9 +87,8 @@ async def test_hostile_deltas_are_dropped_and_consumers_keep_working(nats_server
             got = await http.get(f"{gateway.url}/v1/configs/models/{probe}")
             assert got.status_code == 404, (probe, got.text)
         worker_metrics = (await http.get(worker.url + "/metrics")).text
-    restarts = re.findall(r"^sie_worker_actor_restarts_total\{[^}]*\} (\S+)$", worker_metrics,
-                          re.MULTILINE)
-    assert all(float(v) == 0 for v in restarts), restarts
+    restarts = sample_sums_by(worker_metrics, "sie_worker_actor_restarts_total", "actor")
+    assert all(v == 0 for v in restarts.values()), restarts
     crashes = [r.getMessage() for r in caplog.records if "crashed" in r.getMessage()]
     assert crashes == []  # neither the gateway's mirror nor the worker's config actor
     assert orjson.loads(delta.to_json_bytes())["router_id"] == "sie-config"
