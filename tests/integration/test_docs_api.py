@@ -9,7 +9,6 @@ row fails here.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import httpx
 import pytest
