@@ -20,12 +20,13 @@ import orjson
 import trio
 from quart import Response, request
 from quart_trio import QuartTrio
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from sie_actors.domain.errors import BundleConflict, ModelNotFound
+from sie_actors.domain.errors import BundleConflict, DomainError, ModelNotFound
 from sie_actors.domain.resolve import parse_model_spec
-from sie_actors.http.app import error_response, guard_read
-from sie_actors.http.auth import Tokens
+from sie_actors.http.auth import AuthError, Tokens, check_read, single_authorization
+from sie_actors.http.fastpath import Answer, FastReads
 from sie_actors.inference import encode_api, wire
 from sie_actors.inference.errors import InferenceError, ModelLoading, PayloadTooLarge
 from sie_actors.nats.jetstream import QueueUnavailable, WorkQueue
@@ -104,51 +105,78 @@ def _payload(result: wire.WorkResult) -> dict[str, Any]:
             "error_code": "inference_error"}
 
 
-def _inference_error(exc: InferenceError, headers: dict[str, str] | None = None) -> Response:
-    response = error_response(exc.status, exc.detail())
-    response.headers["X-SIE-Error-Code"] = exc.code
+def _detail_answer(status: int, detail: Any, headers: dict[str, str] | None = None) -> Answer:
+    return Answer(status, orjson.dumps({"detail": detail}), encode_api.JSON,
+                  tuple((headers or {}).items()))
+
+
+def _inference_error(exc: InferenceError, headers: dict[str, str] | None = None) -> Answer:
+    extra = {"X-SIE-Error-Code": exc.code}
     if exc.retry_after is not None:
-        response.headers["Retry-After"] = str(exc.retry_after)
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
+        extra["Retry-After"] = str(exc.retry_after)
+    return _detail_answer(exc.status, exc.detail(), {**extra, **(headers or {})})
 
 
-def mount_encode(app: QuartTrio, cell: MirrorCell, tokens: Tokens, metrics: GatewayMetrics,
+def body_too_large() -> Answer:
+    """413 for a body over the limit; the rest of it is never read, so the connection closes."""
+    answer = _inference_error(PayloadTooLarge(
+        f"request body exceeds {encode_api.MAX_BODY_BYTES} bytes"))
+    return Answer(answer.status, answer.body, answer.content_type,
+                  answer.headers + (("Connection", "close"),))
+
+
+class EncodeRoute:
+    """The encode route's whole behaviour, from (spec, headers, body) to an `Answer`.
+
+    Why framework-free: the route has two doors that must answer alike. A request with a
+    `Content-Length` within the limit comes through `FastReads`'s POST door (hypercorn → this,
+    without Quart's per-request machinery, which cost about as much as the route's own work);
+    anything else (a chunked body, an oversized one, several `Authorization` headers) comes
+    through the Quart route, whose body limits and framework errors stay Quart's.
+    """
+
+    def __init__(self, cell: MirrorCell, tokens: Tokens, metrics: GatewayMetrics,
                  queue: Callable[[], WorkQueue | None], inbox: Inbox,
                  healthy: Callable[[], list[WorkerView]], *, timeout: float) -> None:
-    @app.post(ENCODE_RULE)
-    async def encode(spec: str) -> Response:
-        guard_read(tokens)
+        self.cell = cell
+        self.tokens = tokens
+        self.metrics = metrics
+        self.queue = queue
+        self.inbox = inbox
+        self.healthy = healthy
+        self.timeout = timeout
+
+    async def answer(self, spec: str, headers: Headers, body: bytes) -> Answer:
         started = time.perf_counter()
         try:
-            body = await request.get_data(cache=False, as_text=False)
-        except RequestEntityTooLarge:
-            response = _inference_error(PayloadTooLarge(
-                f"request body exceeds {encode_api.MAX_BODY_BYTES} bytes"))
-            response.headers["Connection"] = "close"   # the rest of the body is never read
-            return response
-        content_type = request.headers.get("Content-Type")
+            check_read(self.tokens, single_authorization(headers.getlist("Authorization")))
+        except AuthError as exc:
+            return _detail_answer(exc.status, exc.detail)
+        except DomainError as exc:               # several Authorization headers
+            return _detail_answer(exc.status, exc.detail())
+        content_type = headers.get("Content-Type")
         try:
             req = encode_api.parse_encode_request(body, content_type)
         except InferenceError as exc:
             return _inference_error(exc)
-        work_queue = queue()
+        work_queue = self.queue()
         if work_queue is None or not work_queue.link.connected:
-            return error_response(503, {"error": "queue_unavailable", "message":
+            return _detail_answer(503, {"error": "queue_unavailable", "message":
                                         "NATS JetStream is unavailable; the gateway is queue-only"})
+        cell = self.cell
         try:
-            route = pick_route(cell, spec, healthy(), request.headers.get("X-SIE-Pool"))
+            route = pick_route(cell, spec, self.healthy(), headers.get("X-SIE-Pool"))
+        except DomainError as exc:
+            return _detail_answer(exc.status, exc.detail())
         except Provisioning as exc:
-            response = Response(
-                orjson.dumps({"status": "provisioning", "bundle": exc.bundle,
-                              "estimated_wait_s": PROVISIONING_WAIT_S,
-                              "message": "no healthy worker serves this bundle yet"}),
-                status=202, content_type="application/json")
-            response.headers["Retry-After"] = str(PROVISIONING_RETRY_S)
-            return response
+            return Answer(202, orjson.dumps({
+                "status": "provisioning", "bundle": exc.bundle,
+                "estimated_wait_s": PROVISIONING_WAIT_S,
+                "message": "no healthy worker serves this bundle yet"}),
+                headers=(("Retry-After", str(PROVISIONING_RETRY_S)),))
         request_id = uuid.uuid4().hex
         registry = cell.current.registry
+        inbox = self.inbox
         messages = work_items(route, req, request_id, inbox,
                               registry.bundle_config_hash(route.bundle))
         pending = inbox.open(request_id, len(messages))
@@ -156,45 +184,63 @@ def mount_encode(app: QuartTrio, cell: MirrorCell, tokens: Tokens, metrics: Gate
             try:
                 await work_queue.publish(route.pool, messages)
             except QueueUnavailable as exc:
-                return error_response(503, {"error": "queue_unavailable",
+                return _detail_answer(503, {"error": "queue_unavailable",
                                             "message": f"Queue publish failed: {exc}"})
-            with trio.move_on_after(timeout):
+            with trio.move_on_after(self.timeout):
                 await pending.done.wait()
         finally:
             inbox.close(request_id)
-        headers = {"x-sie-version": VERSION, "x-sie-server-version": VERSION,
-                   "x-sie-request-id": request_id, "x-sie-worker": f"queue:{request_id}"}
+        answer_headers = {"x-sie-version": VERSION, "x-sie-server-version": VERSION,
+                          "x-sie-request-id": request_id, "x-sie-worker": f"queue:{request_id}"}
         if not pending.done.is_set():
-            metrics.encode_timeouts.labels(route.model_id).inc()
+            self.metrics.encode_timeouts.labels(route.model_id).inc()
             return _inference_error(ModelLoading(
                 f"no result for {len(messages) - len(pending.results)} of {len(messages)} "
-                f"items within {timeout:g} s; the model may be loading"), headers)
+                f"items within {self.timeout:g} s; the model may be loading"), answer_headers)
         results = [pending.results[i] for i in range(len(messages))]
         queue_ms = max((r.queue_ms or 0.0) for r in results)
         inference_ms = max((r.inference_ms or 0.0) for r in results)
-        headers.update({"x-queue-time-ms": f"{queue_ms:.2f}",
-                        "x-inference-time-ms": f"{inference_ms:.2f}"})
-        metrics.encode_queue_wait.labels(route.model_id).observe(queue_ms / 1000.0)
-        metrics.encode_items.labels(route.model_id).observe(len(messages))
+        answer_headers.update({"x-queue-time-ms": f"{queue_ms:.2f}",
+                               "x-inference-time-ms": f"{inference_ms:.2f}"})
+        self.metrics.encode_queue_wait.labels(route.model_id).observe(queue_ms / 1000.0)
+        self.metrics.encode_items.labels(route.model_id).observe(len(messages))
         failures = [r for r in results if not r.success]
         if len(failures) == len(results):
             outcome = encode_api.all_failed_outcome(
                 [{"item_index": r.item_index, "error": r.error, "error_code": r.error_code}
                  for r in failures])
-            response = error_response(outcome.status, {
-                "error": outcome.code, "message": failures[0].error or outcome.code,
-                "details": outcome.details})
-            response.headers["X-SIE-Error-Code"] = outcome.code
+            answer_headers["X-SIE-Error-Code"] = outcome.code
             if outcome.retry_after is not None:
-                response.headers["Retry-After"] = str(outcome.retry_after)
-            response.headers.update(headers)
-            return response
+                answer_headers["Retry-After"] = str(outcome.retry_after)
+            return _detail_answer(outcome.status, {
+                "error": outcome.code, "message": failures[0].error or outcome.code,
+                "details": outcome.details}, answer_headers)
         payloads = [_payload(r) for r in results]
-        as_msgpack = encode_api.wants_msgpack(request.headers.get("Accept"), content_type)
+        as_msgpack = encode_api.wants_msgpack(headers.get("Accept"), content_type)
         data = encode_api.encode_response(route.model_id, payloads, req.items,
                                           as_msgpack=as_msgpack)
-        response = Response(data, status=200, content_type=encode_api.MSGPACK if as_msgpack
-                            else encode_api.JSON)
-        response.headers.update(headers)
-        metrics.encode_latency.labels(route.model_id).observe(time.perf_counter() - started)
-        return response
+        self.metrics.encode_latency.labels(route.model_id).observe(time.perf_counter() - started)
+        return Answer(200, data, encode_api.MSGPACK if as_msgpack else encode_api.JSON,
+                      tuple(answer_headers.items()))
+
+
+def to_response(answer: Answer) -> Response:
+    response = Response(answer.body, status=answer.status, content_type=answer.content_type)
+    for key, value in answer.headers:
+        response.headers[key] = value
+    return response
+
+
+def mount_encode(app: QuartTrio, route: EncodeRoute, fast: FastReads | None) -> None:
+    """Both doors of the encode route (see `EncodeRoute`); the fast one needs `fast`."""
+    if fast is not None:
+        fast.post(ENCODE_PREFIX, ENCODE_RULE, route.answer,
+                  max_body=encode_api.MAX_BODY_BYTES)
+
+    @app.post(ENCODE_RULE)
+    async def encode(spec: str) -> Response:
+        try:
+            body = await request.get_data(cache=False, as_text=False)
+        except RequestEntityTooLarge:
+            return to_response(body_too_large())
+        return to_response(await route.answer(spec, request.headers, body))

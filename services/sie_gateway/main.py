@@ -42,7 +42,7 @@ from sie_actors.seed import load_seed
 from sie_actors.inference import encode_api
 from sie_actors.nats.jetstream import WorkQueue
 
-from sie_gateway.encode import ENCODE_PREFIX, mount_encode
+from sie_gateway.encode import ENCODE_PREFIX, EncodeRoute, mount_encode
 from sie_gateway.fleet_feed import FleetWiring
 from sie_gateway.inbox import Inbox
 from sie_gateway.metrics import GatewayMetrics
@@ -164,12 +164,13 @@ async def _run_tree(settings: GatewaySettings, shutdown: trio.Event, metrics: Ga
 
     app = create_app("sie_gateway", metrics,
                      body_limits={ENCODE_PREFIX: encode_api.MAX_BODY_BYTES})
-    mount(app, cell, directory, settings.tokens, heartbeat_timeout=settings.heartbeat_timeout,
-          ready=ready, metrics=metrics)
-    mount_encode(app, cell, settings.tokens, metrics, lambda: queue, inbox,
-                 lambda: healthy_views(directory.views(), trio.current_time(),
-                                       settings.heartbeat_timeout),
-                 timeout=settings.request_timeout)
+    fast = mount(app, cell, directory, settings.tokens,
+                 heartbeat_timeout=settings.heartbeat_timeout, ready=ready, metrics=metrics)
+    encode = EncodeRoute(cell, settings.tokens, metrics, lambda: queue, inbox,
+                         lambda: healthy_views(directory.views(), trio.current_time(),
+                                               settings.heartbeat_timeout),
+                         timeout=settings.request_timeout)
+    mount_encode(app, encode, fast)
     mount_ui(app, fleet.feed, settings.tokens)
 
     async with trio.open_nursery() as nursery:

@@ -42,10 +42,12 @@ def status_model_id(model_path: str) -> str | None:
 
 
 def mount(app: QuartTrio, cell: MirrorCell, directory: WorkerDirectory, tokens: Tokens, *,
-          heartbeat_timeout: float, ready: callable, metrics: ServiceMetrics | None = None) -> None:
+          heartbeat_timeout: float, ready: callable,
+          metrics: ServiceMetrics | None = None) -> FastReads | None:
     """Register the routes; with `metrics`, the two hot reads (the model list and a model's
     `/status`) are also answered by a `FastReads` layer in front of Quart (same bodies, same
-    headers, same metrics; anything but their 200 falls through to the routes below)."""
+    headers, same metrics; anything but their 200 falls through to the routes below). Returns
+    that layer, for other routes' fast doors (encode), or None without `metrics`."""
     def healthy():
         return healthy_views(directory.views(), trio.current_time(), heartbeat_timeout)
 
@@ -60,6 +62,7 @@ def mount(app: QuartTrio, cell: MirrorCell, directory: WorkerDirectory, tokens: 
         return orjson.dumps(model_status(entry, state.registry, state.position.epoch, healthy()))
 
     app_metrics(app).refine_route(MODEL_RULE, model_route_label)
+    fast = None
     if metrics is not None:
         fast = FastReads(app.asgi_app, metrics, tokens)
         fast.exact("/v1/configs/models", "/v1/configs/models",
@@ -133,3 +136,5 @@ def mount(app: QuartTrio, cell: MirrorCell, directory: WorkerDirectory, tokens: 
         guard_read(tokens)
         body = await request.get_data(cache=False, as_text=False)
         return json_response(resolve(cell.current.registry, body))
+
+    return fast

@@ -27,6 +27,7 @@ body of the `async with` is not wrapped in a nursery (its exceptions stay as the
 from __future__ import annotations
 
 import asyncio
+import logging
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
@@ -37,6 +38,8 @@ from sie_actors.aio import loop_thread
 from sie_actors.aio.loop_thread import LoopThread
 
 T = TypeVar("T")
+
+log = logging.getLogger("sie_actors.aio.bridge")
 
 # After the trio side of `run` is cancelled, how long it waits for the asyncio task to finish
 # its own cancellation (so that, e.g., a cancelled connect is over before the client is closed).
@@ -109,6 +112,18 @@ class AsyncioBridge:
             raise AsyncioCancelled(f"{getattr(async_fn, '__qualname__', async_fn)} was "
                                    "cancelled on the asyncio loop")
         return result.unwrap()
+
+    def start_from_thread(self, async_fn: Callable[..., Awaitable[Any]], *args: Any) -> bool:
+        """From a thread that is neither trio's nor the loop's: start `async_fn(*args)` on the
+        loop without waiting for it. False when the loop is closed. Its failure is logged."""
+        if self._closed:
+            return False
+
+        def start() -> None:  # on the loop thread
+            task = self._thread.loop.create_task(async_fn(*args))
+            task.add_done_callback(_log_failure)
+
+        return self._thread.call_soon(start)
 
     # ---- asyncio -> trio (awaited on the loop) --------------------------------------------
     async def call_trio(self, async_fn: Callable[..., Awaitable[T]], *args: Any) -> T:
@@ -216,3 +231,8 @@ async def open_asyncio_bridge() -> AsyncIterator[AsyncioBridge]:
         bridge._close()
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(loop_thread.release, thread)
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.info("%s failed on the asyncio loop: %r", task.get_coro(), task.exception())

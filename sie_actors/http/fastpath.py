@@ -15,13 +15,20 @@ route's own code. Responses carry the same `content-type` and `content-length` h
 sends (hypercorn adds `date` and `server` to both), and the request metrics get the same names
 and labels (`method`, the route's rule, `status`) as the Quart hook records.
 
+A POST door (`post`) serves a route whose handler answers every case itself (errors included,
+as the encode route does): a body with a `Content-Length` within the route's limit is read here
+and handed over with the headers; a chunked or oversized body goes to Quart, whose limits apply.
+
 Install with `app.asgi_app = FastReads(app.asgi_app, ...)`, Quart's documented middleware hook.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Awaitable, Callable
+
+from werkzeug.datastructures import Headers
 
 from sie_actors.http.auth import Tokens, check_read
 from sie_actors.http.metrics import ServiceMetrics
@@ -34,6 +41,20 @@ Handler = Callable[[str], "bytes | None"]
 JSON = b"application/json"
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A whole HTTP answer, independent of the framework that sends it."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+# `handler(rest, headers, body)`: the answer to a POST, whatever it is.
+PostHandler = Callable[[str, Headers, bytes], Awaitable[Answer]]
+
+
 class FastReads:
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics, tokens: Tokens) -> None:
         self.app = app
@@ -41,6 +62,7 @@ class FastReads:
         self.tokens = tokens
         self._exact: dict[str, tuple[str, Handler]] = {}
         self._prefixes: list[tuple[str, str, Handler]] = []
+        self._posts: list[tuple[str, str, PostHandler, int]] = []
 
     def exact(self, path: str, rule: str, handler: Handler) -> None:
         """Answer `GET path` (exactly) with `handler("")`; `rule` labels the metrics."""
@@ -50,6 +72,12 @@ class FastReads:
         """Answer `GET prefix + rest` with `handler(rest)`, for a non-empty `rest` that does not
         start with "/" and has no empty segment (werkzeug would redirect those)."""
         self._prefixes.append((prefix, rule, handler))
+
+    def post(self, prefix: str, rule: str, handler: PostHandler, *, max_body: int) -> None:
+        """Answer `POST prefix + rest` (same `rest` rule as `prefix`) with
+        `await handler(rest, headers, body)` when the body's `Content-Length` is at most
+        `max_body`."""
+        self._posts.append((prefix, rule, handler, max_body))
 
     def _route(self, path: str) -> tuple[str, Handler, str] | None:
         found = self._exact.get(path)
@@ -63,7 +91,11 @@ class FastReads:
         return None
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET":
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if scope["method"] == "POST" and self._posts:
+            return await self._post(scope, receive, send)
+        if scope["method"] != "GET":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         route = self._route(scope["path"])
@@ -90,4 +122,43 @@ class FastReads:
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
         self.metrics.observe_request("GET", rule, scope["path"], 200,
+                                     time.perf_counter() - started)
+
+    async def _post(self, scope: dict, receive: Callable, send: Callable) -> None:
+        started = time.perf_counter()
+        path = scope["path"]
+        for prefix, rule, handler, max_body in self._posts:
+            rest = path[len(prefix):] if path.startswith(prefix) else ""
+            if rest and rest[0] != "/" and "//" not in rest:
+                break
+        else:
+            return await self.app(scope, receive, send)
+        length = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if length is not None or not value.isdigit():
+                    return await self.app(scope, receive, send)
+                length = int(value)
+            elif name == b"transfer-encoding":
+                return await self.app(scope, receive, send)
+        if length is None or length > max_body:
+            return await self.app(scope, receive, send)
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client left before its body arrived: nobody to answer
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        headers = Headers([(k.decode("latin1"), v.decode("latin1"))
+                           for k, v in scope["headers"]])
+        answer = await handler(rest, headers, bytes(body))
+        await send({"type": "http.response.start", "status": answer.status,
+                    "headers": [(b"content-type", answer.content_type.encode("latin1")),
+                                (b"content-length", str(len(answer.body)).encode()),
+                                *((k.encode("latin1"), v.encode("latin1"))
+                                  for k, v in answer.headers)]})
+        await send({"type": "http.response.body", "body": answer.body})
+        self.metrics.observe_request("POST", rule, path, answer.status,
                                      time.perf_counter() - started)

@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import msgpack
 import numpy as np
+import orjson
 
 from . import ndarray_msgpack
 from .errors import InvalidInput, PayloadTooLarge
@@ -170,7 +171,9 @@ def encode_response(model: str, results: Sequence[Mapping[str, Any]],
     doc = {"model": model, "items": out}
     if as_msgpack:
         return ndarray_msgpack.packb(doc)
-    return json.dumps(doc, default=_json_default, separators=(",", ":")).encode()
+    # orjson writes float32 arrays straight from their buffer (shortest float32 text, which
+    # reads back to the same float32), about 20x faster than `tolist()` through `json`.
+    return orjson.dumps(doc, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def _json_default(obj: Any) -> Any:

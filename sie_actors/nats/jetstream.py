@@ -127,6 +127,13 @@ class PullConsumer:
             log.info("replying to %d items failed: %r", len(deliveries), exc)
             return False
 
+    def reply_and_ack_from_thread(self, replies: Sequence[tuple[str, bytes]],
+                                  deliveries: Sequence[Delivery]) -> bool:
+        """`reply_and_ack` started from a model host's thread, not awaited (see
+        `NatsLink.start_from_thread`); False when it could not even be started."""
+        return self.link.start_from_thread(_reply_and_ack, tuple(replies),
+                                           [d.handle for d in deliveries])
+
     async def term(self, deliveries: Sequence[Delivery]) -> None:
         await self._each(deliveries, "term")
 

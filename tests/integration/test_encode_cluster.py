@@ -182,6 +182,36 @@ def test_50_mb_body_is_413(cluster):
     assert r.status_code == 413, r.text[:300]
 
 
+def test_the_fast_door_and_quart_answer_alike(cluster):
+    """A body with a Content-Length takes the framework-free door; a chunked one (no length)
+    goes through Quart. Same statuses, bodies and headers, successes and errors alike."""
+    url = f"{cluster.gateway.url}/v1/encode/"
+
+    def both(path: str, body: bytes, *extra: tuple[str, str]):
+        headers = [("Content-Type", "application/json"), *extra]
+        fast = httpx.post(url + path, content=body, headers=headers, timeout=60)
+        chunked = httpx.post(url + path, content=iter([body]), headers=headers, timeout=60)
+        assert "content-length" in fast.request.headers
+        assert chunked.request.headers.get("transfer-encoding") == "chunked"
+        assert fast.status_code == chunked.status_code, (path, fast.text, chunked.text)
+        assert fast.headers["content-type"] == chunked.headers["content-type"]
+        assert ({k for k in fast.headers if k.startswith("x-")}
+                == {k for k in chunked.headers if k.startswith("x-")})
+        return fast, chunked
+
+    fast, chunked = both("acme/minilm-support", b'{"items": [{"text": "same door"}]}')
+    assert fast.status_code == 200, fast.text
+    assert (fast.json()["items"][0]["dense"]["values"]
+            == chunked.json()["items"][0]["dense"]["values"])
+    for path, body, extra, status in [
+            ("nobody/nothing", b'{"items": [{"text": "x"}]}', (), 404),
+            ("acme/minilm-support", b'{"items": []}', (), 400),
+            ("acme/minilm-support", b'{"items": [{"text": "x"}]}',
+             (("Authorization", "Bearer a"), ("Authorization", "Bearer b")), 400)]:
+        fast, chunked = both(path, body, *extra)
+        assert fast.status_code == status and fast.json() == chunked.json(), fast.text
+
+
 def test_unknown_model_404_and_bundle_conflict_409(cluster):
     r = cluster.encode("nobody/nothing", {"items": [{"text": "x"}]})
     assert r.status_code == 404 and "Unknown model" in r.json()["detail"]["message"]

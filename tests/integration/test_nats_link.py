@@ -79,6 +79,29 @@ async def test_run_with_client_reaches_the_rest_of_nats_py(nats_server, nursery)
         await link.run_with_client(round_trip, "t.door")
 
 
+async def test_start_from_thread_sends_from_a_foreign_thread_without_waiting(nats_server,
+                                                                              nursery):
+    """The model host's door: started from a plain thread, run on the loop, not awaited;
+    False (nothing started) once there is no connection."""
+    link = await linked(nursery, nats_server.url, "host")
+    received = await link.subscribe("t.host")
+    ran_on: list[str] = []
+
+    async def send(client, data):
+        ran_on.append(threading.current_thread().name)
+        await client.publish("t.host", data)
+
+    started = await trio.to_thread.run_sync(link.start_from_thread, send, b"from a thread")
+    assert started is True
+    with trio.fail_after(5):
+        assert await received.receive() == b"from a thread"
+    assert ran_on == ["sie-asyncio"]
+    nats_server.kill()
+    await wait_for(lambda: not link.connected, 10, "disconnect noticed")
+    assert await trio.to_thread.run_sync(link.start_from_thread, send, b"lost") is False
+    assert ran_on == ["sie-asyncio"]
+
+
 async def test_nothing_confirmed_while_server_is_down(nats_server, nursery):
     link = await linked(nursery, nats_server.url, "p")
     reconnects = link.reconnect_events()

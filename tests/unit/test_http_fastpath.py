@@ -134,3 +134,56 @@ async def test_hot_reads_do_not_reach_quart(service):
         await answers(app, path, {})
     assert not set(hot) & set(reached)
     assert set(cold) <= set(reached)
+
+
+# ---- the POST door (the gateway's encode route) ------------------------------------------------
+async def _asgi(app, path: str, headers: list[tuple[bytes, bytes]], messages: list[dict]):
+    """Call an ASGI app once; returns what it sent."""
+    sent, incoming = [], list(messages)
+
+    async def receive():
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    await app({"type": "http", "method": "POST", "path": path, "headers": headers},
+              receive, send)
+    return sent
+
+
+async def test_post_door_takes_bodies_within_the_limit_and_leaves_the_rest_to_the_app():
+    from sie_actors.http.fastpath import Answer, FastReads
+
+    to_app: list[str] = []
+
+    async def app(scope, receive, send):
+        to_app.append(scope["path"])
+
+    async def handler(rest, headers, body):
+        return Answer(201, rest.encode() + b"|" + body, "text/plain",
+                      (("x-seen", headers.get("X-In", "")),))
+
+    metrics = GatewayMetrics()
+    fast = FastReads(app, metrics, Tokens())
+    fast.post("/p/", "/p/<path:x>", handler, max_body=10)
+    two_parts = [{"type": "http.request", "body": b"hel", "more_body": True},
+                 {"type": "http.request", "body": b"lo"}]
+    sent = await _asgi(fast, "/p/a/b", [(b"content-length", b"5"), (b"x-in", b"v")], two_parts)
+    assert sent[0]["status"] == 201 and sent[1]["body"] == b"a/b|hello"
+    assert (b"x-seen", b"v") in sent[0]["headers"]
+    assert (b"content-length", b"9") in sent[0]["headers"]
+    assert requests_counted(metrics)[("POST", "/p/<path:x>", "201")] == 1
+    for path, headers in [("/p/a", [(b"content-length", b"11")]),          # over the limit
+                          ("/p/a", [(b"transfer-encoding", b"chunked")]),  # no length
+                          ("/p/a", []),
+                          ("/p/a", [(b"content-length", b"1"), (b"content-length", b"2")]),
+                          ("/p//a", [(b"content-length", b"1")]),          # werkzeug's rules
+                          ("/p/", [(b"content-length", b"1")]),
+                          ("/q/a", [(b"content-length", b"1")])]:
+        to_app.clear()
+        assert await _asgi(fast, path, headers, [{"type": "http.request", "body": b"x"}]) == []
+        assert to_app == [path], (path, headers)
+    # a client that leaves before its body arrives gets no answer, and nothing is counted twice
+    assert await _asgi(fast, "/p/a", [(b"content-length", b"5")], []) == []
+    assert requests_counted(metrics)[("POST", "/p/<path:x>", "201")] == 1

@@ -98,3 +98,22 @@ async def test_adapter_failure_is_inference_error_for_the_batch_only():
     assert by_index[1].success
     assert np.allclose(wire.read_payload(by_index[1].result_msgpack)["dense"]["values"], [4, 1])
     await host.aclose()
+
+
+async def test_send_now_gets_each_batch_on_the_host_thread_and_errors_stay_for_the_caller():
+    """Computed batches go to `send_now` from the model's thread, batch by batch; what it took
+    is reported as `sent`, what it refused stays in `results`, refusals never reach it."""
+    host = await started_host(RecordingAdapter())
+    calls: list[tuple[int, list[int]]] = []
+
+    def send_now(results):
+        calls.append((threading.get_ident(), [r.item_index for r in results]))
+        return len(calls) == 1          # takes the first batch, refuses the second
+
+    items = [item(0, "aaaa"), item(1, "bbbb"), item(2, "cccc"), item(3, "x", output_types=["sparse"])]
+    out = await encode_items(host, items, worker_id="w", max_batch_tokens=8, send_now=send_now)
+    assert calls == [(host.thread_id, [0, 1]), (host.thread_id, [2])]
+    assert [r.item_index for r in out.sent] == [0, 1]
+    assert sorted(r.item_index for r in out.results) == [2, 3]
+    assert not next(r for r in out.results if r.item_index == 3).success
+    await host.aclose()

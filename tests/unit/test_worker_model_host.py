@@ -169,3 +169,28 @@ async def test_close_fails_queued_batches_and_finishes_the_running_one():
     assert outcomes == {"running": [[2, 0]], "queued": "MODEL_NOT_LOADED"}
     with pytest.raises(ModelUnloaded):
         await host.encode(["x"])
+
+
+async def test_then_runs_on_the_host_thread_before_trio_hears_of_the_result():
+    """The direct path: what `then` returns (here: where and with what it ran) comes back as
+    `followup`, and it ran on the host's own thread with the computed vectors."""
+    host = await started_host(FakeAdapter())
+    result = await host.encode(["abcd"], then=lambda r: (threading.get_ident(),
+                                                         r.vectors.tolist()))
+    assert result.followup == (host.thread_id, [[4, 0]])
+    assert host.thread_id != threading.get_ident()
+    plain = await host.encode(["ab"])
+    assert plain.followup is None
+    await host.aclose()
+
+
+async def test_a_failing_then_is_an_inference_failure_and_the_host_lives_on():
+    host = await started_host(FakeAdapter())
+
+    def broken(_result):
+        raise ValueError("cannot send")
+
+    with pytest.raises(InferenceFailed, match="ValueError: cannot send"):
+        await host.encode(["ab"], then=broken)
+    assert (await host.encode(["abc"])).vectors.tolist() == [[3, 0]]
+    await host.aclose()

@@ -18,14 +18,20 @@ from sie_actors.inference.adapters.pooling import POOLINGS
 from sie_actors.inference.errors import InferenceError, ModelLoadFailed
 from sie_actors.inference.wire import WorkItem, WorkResult
 
-from .model_host import ModelHost
+from .model_host import EncodeResult, ModelHost
 
 SUPPORTED_OUTPUTS = ("dense",)
 
 
+# Called on the model's host thread with a batch's results the moment they exist; True if it
+# took charge of replying to and acking them (the consumer's direct path to NATS).
+SendNow = Callable[[list[WorkResult]], bool]
+
+
 @dataclass
 class EncodeOutcome:
-    results: list[WorkResult] = field(default_factory=list)
+    results: list[WorkResult] = field(default_factory=list)     # for the caller to send
+    sent: list[WorkResult] = field(default_factory=list)        # already sent by `send_now`
     retry: list[tuple[WorkItem, float]] = field(default_factory=list)   # (item, NAK delay s)
 
 
@@ -56,7 +62,8 @@ def _refusal(item: WorkItem) -> str | None:
 async def encode_items(host: ModelHost, items: Sequence[WorkItem], *, worker_id: str,
                        max_batch_tokens: int | None,
                        max_batch_requests: int = batching.DEFAULT_MAX_BATCH_REQUESTS,
-                       clock: Callable[[], float] = time.time) -> EncodeOutcome:
+                       clock: Callable[[], float] = time.time,
+                       send_now: SendNow | None = None) -> EncodeOutcome:
     outcome = EncodeOutcome()
     runnable: list[WorkItem] = []
     for item in items:
@@ -68,15 +75,25 @@ async def encode_items(host: ModelHost, items: Sequence[WorkItem], *, worker_id:
     for group in batching.group(runnable):
         costs = [batching.item_cost(i) for i in group]
         for batch in batching.plan_batches(group, costs, max_batch_tokens, max_batch_requests):
-            await _run_batch(host, batch, worker_id, clock, outcome)
+            await _run_batch(host, batch, worker_id, clock, outcome, send_now)
     return outcome
 
 
 async def _run_batch(host: ModelHost, batch: list[WorkItem], worker_id: str,
-                     clock: Callable[[], float], outcome: EncodeOutcome) -> None:
+                     clock: Callable[[], float], outcome: EncodeOutcome,
+                     send_now: SendNow | None) -> None:
     started = clock()
+
+    def finish(result: EncodeResult) -> tuple[list[WorkResult], bool]:   # on the host thread
+        results = [wire.success_result(item, worker_id, wire.dense_payload(vector),
+                                       queue_ms=max(0.0, (started - item.timestamp) * 1000.0),
+                                       inference_ms=result.inference_ms)
+                   for item, vector in zip(batch, result.vectors)]
+        return results, send_now is not None and send_now(results)
+
     try:
-        result = await host.encode([i.item["text"] for i in batch], encode_options(batch[0]))
+        result = await host.encode([i.item["text"] for i in batch], encode_options(batch[0]),
+                                   then=finish)
     except ModelLoadFailed as exc:
         outcome.results += [wire.error_result(i, worker_id, exc.message, exc.code) for i in batch]
         return
@@ -87,8 +104,5 @@ async def _run_batch(host: ModelHost, batch: list[WorkItem], worker_id: str,
             outcome.results += [wire.error_result(i, worker_id, exc.message, exc.code)
                                 for i in batch]
         return
-    for item, vector in zip(batch, result.vectors):
-        outcome.results.append(wire.success_result(
-            item, worker_id, wire.dense_payload(vector),
-            queue_ms=max(0.0, (started - item.timestamp) * 1000.0),
-            inference_ms=result.inference_ms))
+    results, sent = result.followup
+    (outcome.sent if sent else outcome.results).extend(results)

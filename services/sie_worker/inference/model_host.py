@@ -15,7 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -33,12 +33,14 @@ DEFAULT_MAX_PENDING = 4
 class EncodeResult:
     vectors: np.ndarray
     inference_ms: float
+    followup: Any = None     # what the caller's `then` returned, on the host thread
 
 
 @dataclass
 class _Job:
     texts: Sequence[str]
     options: EncodeOptions
+    then: Callable[[EncodeResult], Any] | None = None
     done: trio.Event = field(default_factory=trio.Event)
     abandoned: bool = False
     result: EncodeResult | None = None
@@ -83,8 +85,11 @@ class ModelHost:
     def pending(self) -> int:
         return self._pending
 
-    async def encode(self, texts: Sequence[str], options: EncodeOptions = EncodeOptions(),
-                     ) -> EncodeResult:
+    async def encode(self, texts: Sequence[str], options: EncodeOptions = EncodeOptions(), *,
+                     then: Callable[[EncodeResult], Any] | None = None) -> EncodeResult:
+        """The batch's vectors. `then(result)`, if given, runs on the host thread as soon as
+        they are computed, before trio hears of it, and its return value comes back as
+        `result.followup`: the caller's way to send results on without a trip through trio."""
         if self.state == LOADING:
             raise ModelLoading(f"model {self.model_id!r} is loading")
         if self.state == FAILED:
@@ -95,7 +100,7 @@ class ModelHost:
         if self._pending >= self.max_pending:
             raise QueueFull(f"model {self.model_id!r} already has {self._pending} batches "
                             "waiting")
-        job = _Job(list(texts), options)
+        job = _Job(list(texts), options, then)
         self._pending += 1
         self._jobs.put(job)
         try:
@@ -166,6 +171,8 @@ class ModelHost:
                 try:
                     vectors = adapter.encode(job.texts, job.options)
                     job.result = EncodeResult(vectors, (time.perf_counter() - t0) * 1000.0)
+                    if job.then is not None:
+                        job.result = replace(job.result, followup=job.then(job.result))
                 except InferenceError as exc:
                     job.error = exc
                 except Exception as exc:  # the original's legacy code for any inference failure
