@@ -8,11 +8,13 @@ a trio task needs it and yields an `AsyncioBridge` with two doors:
                                              trio side cancels the asyncio task and waits
                                              (briefly) until it has really finished.
     await bridge.call_trio(async_fn, *args)  asyncio -> trio: from code running on the loop (a
-    await bridge.send(channel, item)         nats-py callback), run a trio function, or put an
-                                             item into a trio memory channel, and await the
-                                             outcome on the loop. A full channel makes the
-                                             callback wait (back-pressure) without blocking the
-                                             loop's other work; nothing is dropped.
+                                             nats-py callback), run a trio function and await
+                                             its outcome on the loop.
+    await bridge.feed(channel).send(item)    asyncio -> trio: put items into a trio memory
+                                             channel, in order, without a round trip per item;
+                                             a full channel makes the sender wait
+                                             (back-pressure) without blocking the loop's other
+                                             work; nothing is dropped.
 
 `run` is deliberately generic: nats-py's core client and its JetStream context (pull subscribe,
 fetch, ack) are all coroutine functions, so any of them is one `bridge.run(...)` away.
@@ -27,6 +29,7 @@ body of the `async with` is not wrapped in a nursery (its exceptions stay as the
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
@@ -130,22 +133,9 @@ class AsyncioBridge:
         """Run trio's `async_fn(*args)` in the trio run that opened the bridge; await it here."""
         return await self._to_trio(None, async_fn, args)
 
-    async def send(self, channel: trio.MemorySendChannel, item: Any) -> None:
-        """Put `item` into a trio memory channel, waiting (on the loop) while it is full.
-
-        Raises trio.ClosedResourceError / trio.BrokenResourceError when the channel is closed
-        or has no receiver left, so the caller can stop feeding it."""
-
-        def try_now() -> outcome.Outcome | None:  # on the trio thread
-            try:
-                channel.send_nowait(item)
-            except trio.WouldBlock:
-                return None
-            except Exception as exc:
-                return outcome.Error(exc)
-            return outcome.Value(None)
-
-        await self._to_trio(try_now, channel.send, (item,))
+    def feed(self, channel: trio.MemorySendChannel, window: int = 256) -> "ChannelFeed":
+        """A way to put items into a trio memory channel from the loop (see `ChannelFeed`)."""
+        return ChannelFeed(self, channel, window)
 
     async def _to_trio(self, fast: Callable[[], outcome.Outcome | None] | None,
                        async_fn: Callable[..., Awaitable[Any]], args: tuple) -> Any:
@@ -236,3 +226,114 @@ async def open_asyncio_bridge() -> AsyncIterator[AsyncioBridge]:
 def _log_failure(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.info("%s failed on the asyncio loop: %r", task.get_coro(), task.exception())
+
+
+class ChannelFeed:
+    """Items from the asyncio loop into one trio memory channel: in order, never dropped, with
+    at most `window` handed over and not yet in the channel (then `send` waits).
+
+    Why not one `call_trio` per item: that is two thread wake-ups per message (there and back),
+    and a subscription that brings 32 results of one request paid 64 of them, one after another.
+    Here `send` appends to a deque and wakes trio only when no drain is already scheduled, so a
+    burst costs one wake-up; the loop is woken back only when a sender waits for room.
+
+    A closed channel is reported to the `send` after trio found it closed (the item that found it
+    so is dropped with the rest: nobody reads that channel any more)."""
+
+    def __init__(self, bridge: AsyncioBridge, channel: trio.MemorySendChannel,
+                 window: int) -> None:
+        self._bridge = bridge
+        self._channel = channel
+        self._window = max(1, window)
+        self._queue: collections.deque = collections.deque()   # appended on the loop only
+        self._scheduled = False
+        self._sender_running = False                           # trio side only
+        self._room: asyncio.Event | None = None                # a loop-side waiter, if any
+        self._error: BaseException | None = None
+
+    # ---- on the loop --------------------------------------------------------------------
+    async def send(self, item: Any) -> None:
+        await self._wait_until(self._window - 1)
+        self._queue.append(item)
+        if not self._scheduled:
+            self._scheduled = True
+            self._schedule(self._drain)
+
+    async def flush(self) -> None:
+        """Wait until every item sent so far is in the channel (or the channel failed)."""
+        await self._wait_until(0)
+
+    async def _wait_until(self, limit: int) -> None:
+        while True:
+            self._raise_if_failed()
+            if len(self._queue) <= limit:
+                return
+            room = asyncio.Event()
+            self._room = room
+            if len(self._queue) <= limit or self._error is not None:
+                continue        # trio made room (or failed) before it could see the waiter
+            await room.wait()
+
+    def _raise_if_failed(self) -> None:
+        if self._bridge._closed:
+            raise BridgeClosed("the asyncio bridge is closed")
+        if self._error is not None:
+            raise self._error
+
+    def _schedule(self, fn: Callable[[], None]) -> None:
+        try:
+            self._bridge._token.run_sync_soon(fn)
+        except trio.RunFinishedError as exc:
+            raise BridgeClosed("the trio run has finished") from exc
+
+    # ---- on the trio thread -------------------------------------------------------------
+    def _drain(self) -> None:
+        self._scheduled = False
+        if self._sender_running:
+            return              # the sender task takes the rest, in order
+        while self._queue:
+            try:
+                self._channel.send_nowait(self._queue[0])
+            except trio.WouldBlock:
+                self._start_sender()
+                break
+            except Exception as exc:   # closed or broken: nobody reads this channel any more
+                self._fail(exc)
+                return
+            self._queue.popleft()
+        self._wake_waiter()
+
+    def _start_sender(self) -> None:
+        self._sender_running = True
+        try:
+            trio.lowlevel.spawn_system_task(self._send_rest, name="ChannelFeed")
+        except RuntimeError as exc:    # the trio run is ending
+            self._sender_running = False
+            self._fail(BridgeClosed(str(exc)))
+
+    async def _send_rest(self) -> None:
+        with trio.CancelScope() as scope:
+            self._bridge._pending.add(scope)
+            try:
+                while self._queue:
+                    await self._channel.send(self._queue[0])
+                    self._queue.popleft()
+                    self._wake_waiter()
+            except Exception as exc:
+                self._fail(exc)
+            finally:
+                self._bridge._pending.discard(scope)
+                self._sender_running = False
+        if scope.cancelled_caught:
+            self._fail(BridgeClosed("the trio side shut down"))
+
+    def _fail(self, exc: BaseException) -> None:
+        self._error = exc
+        self._queue.clear()
+        self._wake_waiter()
+
+    def _wake_waiter(self) -> None:
+        room = self._room
+        if room is not None and (len(self._queue) < self._window or self._error is not None):
+            self._room = None
+            self._bridge._thread.call_soon(room.set)

@@ -5,7 +5,7 @@ process's asyncio loop thread through `sie_actors.aio.bridge`, keeps a client co
 under a bounded-attempt connect loop, and turns the client's asyncio callbacks into trio-side
 facts: a `connected` flag, a counter of (re)connects, and memory channels of received messages.
 Other trio tasks call `publish_confirmed` and `subscribe`; every nats-py call goes through
-`bridge.run`, every callback comes back through `bridge.call_trio` / `bridge.send`, so the
+`bridge.run`, every callback comes back through `bridge.call_trio` / `bridge.feed`, so the
 client's own state is only ever touched on the loop thread and ours only on the trio thread.
 
 Why the connect loop is ours and not nats-py's: nats-py's initial `connect()` retries for minutes
@@ -255,10 +255,11 @@ class NatsLink:
             return
         subscription.client = client  # claimed before awaiting: a concurrent attach skips it
         bridge = self._bridge
+        feed = bridge.feed(subscription.send)
 
         async def on_message(msg) -> None:  # runs on the asyncio loop, one message at a time
             try:
-                await bridge.send(subscription.send, msg.data)  # waits while the channel is full
+                await feed.send(msg.data)  # waits while the channel is full
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 try:
                     handle = await bridge.call_trio(self._forget, subscription)

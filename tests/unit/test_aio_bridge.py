@@ -63,35 +63,58 @@ async def test_a_task_cancelled_on_the_loop_surfaces_as_an_ordinary_exception():
             await bridge.run(self_cancel)
 
 
-async def test_send_applies_back_pressure_without_blocking_the_loop():
+async def test_feed_applies_back_pressure_without_blocking_the_loop():
     send, receive = trio.open_memory_channel[int](1)
     async with open_asyncio_bridge() as bridge:
+        feed = bridge.feed(send, window=4)
 
         async def produce():
             for i in range(50):
-                await bridge.send(send, i)
+                await feed.send(i)
 
         async def ping():
             return "pong"
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(bridge.run, produce)
-            # The producer is stuck on the full channel; the loop still serves other calls.
-            await wait_for(lambda: send.statistics().tasks_waiting_send == 1, 5,
-                           "producer waiting on the full channel")
+            # The channel is full and the window too: the producer waits; the loop still
+            # serves other calls, and no more than the window is held in between.
+            await wait_for(lambda: send.statistics().tasks_waiting_send == 1
+                           and len(feed._queue) == 4, 5, "producer held by the window")
             assert await bridge.run(ping) == "pong"
+            assert len(feed._queue) == 4
             got = [await receive.receive() for _ in range(50)]
         assert got == list(range(50))  # nothing dropped, order kept
 
 
-async def test_send_to_a_closed_channel_raises_on_the_asyncio_side():
+async def test_feed_burst_keeps_order_and_costs_few_wakeups():
+    send, receive = trio.open_memory_channel[int](1000)
+    async with open_asyncio_bridge() as bridge:
+        feed = bridge.feed(send)
+        drains = []
+        original = feed._drain
+        feed._drain = lambda: (drains.append(1), original())
+
+        async def burst():
+            for i in range(200):
+                await feed.send(i)
+            await feed.flush()
+
+        await bridge.run(burst)
+        assert [receive.receive_nowait() for _ in range(200)] == list(range(200))
+        assert len(drains) < 200        # one wake-up drains whatever has piled up
+
+
+async def test_feed_to_a_closed_channel_raises_on_the_asyncio_side():
     send, receive = trio.open_memory_channel[int](0)
     await receive.aclose()
     async with open_asyncio_bridge() as bridge:
+        feed = bridge.feed(send)
 
         async def produce():
             try:
-                await bridge.send(send, 1)
+                await feed.send(1)     # handed over; trio finds the channel broken
+                await feed.flush()
             except trio.BrokenResourceError:
                 return "broken"
             return "delivered"
