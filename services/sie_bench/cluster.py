@@ -17,11 +17,11 @@ import httpx
 import trio
 import yaml
 
-from sie_actors.procs import (ManagedProcess, NatsServer, ServiceProcess, child_env,
-                              free_port, free_port_block)
+from sie_actors.procs import (ManagedProcess, NatsServer, ProcessSpec, ServiceProcess,
+                              child_env, free_port, free_port_block)
 from sie_actors.seed import default_dir, load_bundles
 from sie_actors.testing.waiting import wait_for
-from sie_cluster.topology import ProcessSpec, plan_cluster
+from sie_cluster.topology import plan_cluster
 
 BUNDLES_DIR = default_dir("bundles")
 MODELS_DIR = default_dir("models")
@@ -121,8 +121,7 @@ class Fleet:
         self.processes.clear()
 
     def nats(self, name: str = "nats", port: int | None = None) -> NatsServer:
-        server = NatsServer(port=port, log_path=self.workdir / f"{name}.log")
-        server.name = name
+        server = NatsServer(port=port, log_path=self.workdir / f"{name}.log", name=name)
         self.processes.append(server)
         return server.start()
 
@@ -137,8 +136,7 @@ class Fleet:
 
     def planned(self, spec: ProcessSpec) -> ServiceProcess:
         """Start (do not wait) one service of a `plan_cluster` plan."""
-        proc = ServiceProcess.planned(spec.name, spec.argv, spec.port, spec.env,
-                                      self.workdir / f"{spec.name}.log")
+        proc = ServiceProcess.planned(spec, self.workdir / f"{spec.name}.log")
         self.processes.append(proc)
         ManagedProcess.start(proc)
         return proc

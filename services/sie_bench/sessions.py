@@ -17,13 +17,13 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
-import subprocess
 import sys
 from pathlib import Path
 
 import orjson
 import trio
 
+from sie_actors.procs import Child, ProcessSpec
 from sie_bench.cluster import Fleet, client, now, wait_dialled
 from sie_bench.procfs import CpuMeter
 from sie_bench.rawhttp import RawHTTP
@@ -56,18 +56,17 @@ class FleetProcess:
 async def open_fake_fleet(workdir: Path, count: int,
                           heartbeat: float) -> AsyncIterator[tuple[FleetProcess, list[str]]]:
     """`sie_bench.fleet` serving `count` fake workers: its control channel and their URLs."""
-    with open(workdir / "fleet.log", "wb") as log:
-        helper = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "sie_bench.fleet", "--count", str(count),
-             "--heartbeat", str(heartbeat)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
-        try:
-            workers = FleetProcess(helper)
-            ports = (await workers.line()).split()[1].split(",")
-            yield workers, [f"http://127.0.0.1:{p}" for p in ports]
-        finally:
-            helper.kill()
-            await helper.wait()
+    helper = Child(ProcessSpec("fleet", (sys.executable, "-m", "sie_bench.fleet", "--count",
+                                         str(count), "--heartbeat", str(heartbeat))),
+                   workdir / "fleet.log", pipes=True)
+    await helper.start()
+    try:
+        workers = FleetProcess(helper.process)
+        ports = (await workers.line()).split()[1].split(",")
+        yield workers, [f"http://127.0.0.1:{p}" for p in ports]
+    finally:
+        with trio.CancelScope(shield=True):
+            await helper.kill()
 
 
 async def observe(http: RawHTTP, path: str, names: set[str], side: str, since: float,

@@ -188,12 +188,10 @@ async def _session(options: ChaosOptions, history: History, say, runner: Cluster
 
 async def restart_config(runner: ClusterRunner, targets: Targets) -> dict:
     """SIGKILL sie-config and start it again on its store: what does it serve now?"""
-    child = runner.child(runner.plan.config.name)
-    child.process.kill()
-    await child.process.wait()
+    await runner.child(runner.plan.config.name).kill()
     try:
         await runner.restart_child(runner.plan.config.name)
-    except (RuntimeError, OSError, trio.TooSlowError) as exc:
+    except (RuntimeError, OSError) as exc:  # ChildExited, TimeoutError, a failed start
         return {"models": None, "sync": None, "error": str(exc)[-2000:]}
     async with httpx.AsyncClient(timeout=30.0) as http:
         models = await models_of(http, targets.config)

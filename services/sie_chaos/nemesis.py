@@ -26,7 +26,6 @@ import ctypes
 import errno
 import os
 import random
-import signal
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Awaitable, Callable, Sequence
@@ -188,12 +187,11 @@ class Nemesis:
         if fault.kind == "store_fail":
             break_store(self.store_dir)
             return
-        process = self.runner.child(fault.target).process
+        child = self.runner.child(fault.target)
         if fault.kind == "nats_pause":
-            process.send_signal(signal.SIGSTOP)
+            child.pause()
         else:
-            process.kill()
-            await process.wait()
+            await child.kill()
 
     async def heal(self, fault: Fault) -> None:
         try:
@@ -202,10 +200,10 @@ class Nemesis:
             if fault.kind == "store_fail":
                 restore_store(self.store_dir)
             elif fault.kind == "nats_pause":
-                self.runner.child(fault.target).process.send_signal(signal.SIGCONT)
+                self.runner.child(fault.target).resume()
             else:
                 await self.runner.restart_child(fault.target)
-        except (RuntimeError, OSError, trio.TooSlowError) as exc:
+        except (RuntimeError, OSError) as exc:  # ChildExited, TimeoutError, a failed start
             self.history.record("heal_failed", fault=fault.index, kind=fault.kind,
                                 target=fault.target, error=str(exc)[-2000:])
             raise HealFailed(f"{fault.kind} on {fault.target}: {exc}") from exc

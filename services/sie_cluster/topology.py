@@ -6,26 +6,12 @@ and chaos tools without starting anything.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sie_actors.procs import LOOPBACK, child_env, nats_server_argv
+from sie_actors.procs import LOOPBACK, ProcessSpec, child_env, nats_server_argv, service_argv
 from sie_actors.seed import default_dir, load_bundles
 from sie_cluster.datadir import STORE_DIR
-
-
-@dataclass(frozen=True)
-class ProcessSpec:
-    name: str
-    argv: tuple[str, ...]
-    env: dict[str, str]
-    port: int
-    ready_path: str | None  # HTTP path that answers 200 when ready; None: the port accepts
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -52,8 +38,7 @@ class ClusterPlan:
 
 def _service(module: str, name: str, port: int, env: dict[str, str],
              extra: tuple[str, ...] = ()) -> ProcessSpec:
-    argv = (sys.executable, "-m", module, "serve", "--host", LOOPBACK, "--port", str(port), *extra)
-    return ProcessSpec(name, argv, env, port, "/readyz")
+    return ProcessSpec(name, service_argv(module, port, extra), env, port, "/readyz")
 
 
 def plan_cluster(*, data_dir: Path, base_port: int = 8080, nats_port: int = 4222,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .bundle import Bundle, parse_bundle_yaml
 from .conflicts import check_content_conflicts, content_conflicts
-from .delta import ConfigDelta, dump_model_yaml, is_trusted_producer
+from .delta import ConfigDelta, is_trusted_producer
 from .errors import (
     BundleConflict,
     BundleNotFound,
@@ -24,7 +24,7 @@ from .errors import (
     ValidationFailed,
 )
 from .ids import canonical_lower, model_id_from_stem, store_file_stem, validate_model_id
-from .model_config import parse_model_yaml, validate_model_config
+from .model_config import dump_model_yaml, parse_model_yaml, validate_model_config
 from .registry import AppendPlan, LoadIssue, ModelEntry, Registry
 from .resolve import parse_model_spec, resolve
 

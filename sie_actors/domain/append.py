@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol
 
 from .bundle import Bundle
-from .delta import dump_model_yaml
 from .entry import ModelEntry
 from .errors import ValidationFailed
 from .fields import unknown_field_warnings
@@ -20,6 +19,7 @@ from .hashing import model_entry_bytes, profile_config_bytes
 from .model_config import (
     ValidatedModel,
     canonical_profile,
+    dump_model_yaml,
     ensure_json_compatible,
     read_filesystem_model,
     validate_model_config,

@@ -1,4 +1,4 @@
-"""The NATS config delta, the one model-document serializer, and producer trust.
+"""The NATS config delta and producer trust.
 
 The payload keeps the original's keys and order (reference §6.3) so either side of the wire
 can be the original; ``generation`` is ours (CONTRACT §2 item 3) and goes last, where
@@ -8,17 +8,11 @@ original consumers ignore it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import orjson
-import yaml
 
-from .errors import ParseError, ValidationFailed
-
-try:  # libyaml's emitter with the safe representer: ~5x faster; output parses back identically
-    from yaml import CSafeDumper as _Dumper
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml import SafeDumper as _Dumper  # type: ignore[assignment]
+from .errors import ParseError
 
 SUBJECT_PREFIX = "sie.config.models."
 ALL_SUBJECT = SUBJECT_PREFIX + "_all"
@@ -28,22 +22,6 @@ DEFAULT_TRUSTED_PRODUCERS: tuple[str, ...] = ("sie-config",)
 def bundle_subject(bundle_id: str) -> str:
     """Per-bundle subject; the bundle id goes in verbatim, as in the original."""
     return SUBJECT_PREFIX + bundle_id
-
-
-def dump_model_yaml(config: Mapping[str, Any]) -> str:
-    """The one serializer of model documents (store files, deltas, export ``raw_yaml``).
-
-    The original's call (``yaml.dump``, block style, document key order). Only the parsed
-    value matters to every consumer, so the faster libyaml emitter is used when present. The
-    *safe* representer: on plain data it writes what ``yaml.dump`` writes, and anything else is
-    refused (422) instead of being written with a ``!!python/...`` tag that no consumer's safe
-    parser can read back (an acknowledged write lost at the next restore).
-    """
-    try:
-        return yaml.dump(dict(config), Dumper=_Dumper, default_flow_style=False,
-                         sort_keys=False)
-    except yaml.YAMLError as exc:  # RepresenterError: a value YAML's safe schema cannot write
-        raise ValidationFailed(f"Model config cannot be stored as plain YAML: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Mapping
 
-from .delta import dump_model_yaml
-from .model_config import canonical_profile
+from .model_config import canonical_profile, dump_model_yaml
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Reading model documents: YAML parsing, profile shape rules, and the canonical profile.
+"""Reading and writing model documents: YAML parsing, the one serializer, profile shape rules,
+and the canonical profile.
 
 The same functions back a POST on sie-config, a store restore, a gateway bootstrap and a
 worker delta, so every service accepts and refuses exactly the same documents. Nothing here
@@ -129,6 +130,27 @@ def _within_node_budget(text: str) -> bool:
             if left < 0:
                 return False
     return True
+
+
+try:  # libyaml's emitter with the safe representer: ~5x faster; output parses back identically
+    from yaml import CSafeDumper as _Dumper
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeDumper as _Dumper  # type: ignore[assignment]
+
+def dump_model_yaml(config: Mapping[str, Any]) -> str:
+    """The one serializer of model documents (store files, deltas, export ``raw_yaml``).
+
+    The original's call (``yaml.dump``, block style, document key order). Only the parsed
+    value matters to every consumer, so the faster libyaml emitter is used when present. The
+    *safe* representer: on plain data it writes what ``yaml.dump`` writes, and anything else is
+    refused (422) instead of being written with a ``!!python/...`` tag that no consumer's safe
+    parser can read back (an acknowledged write lost at the next restore).
+    """
+    try:
+        return yaml.dump(dict(config), Dumper=_Dumper, default_flow_style=False,
+                         sort_keys=False)
+    except yaml.YAMLError as exc:  # RepresenterError: a value YAML's safe schema cannot write
+        raise ValidationFailed(f"Model config cannot be stored as plain YAML: {exc}") from None
 
 
 def parse_stored_model_yaml(body: bytes | str) -> dict[str, Any]:

@@ -3,7 +3,6 @@ readiness while sie-config is down, the unknown-bundle start error, graceful sto
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 
@@ -101,13 +100,19 @@ async def test_not_ready_until_sie_config_comes_up(spawn, tmp_path):
 
 async def test_sigterm_reports_not_ready_then_exits_zero(spawn):
     worker = spawn_worker(spawn, worker_env(), "stopping-worker", ready_path="/readyz")
+    codes = []
+
+    async def stop() -> None:  # SIGTERM (SIGKILL after 10 s); in a thread, so frames are read
+        codes.append(await trio.to_thread.run_sync(worker.stop))
+
     async with open_websocket_url(status_ws_url(worker.url)) as ws:
         assert WorkerStatus.parse(await ws.get_message()).ready is True
-        worker.proc.send_signal(signal.SIGTERM)
-        with trio.fail_after(10):
-            while WorkerStatus.parse(await ws.get_message()).ready:
-                pass
-            with pytest.raises(ConnectionClosed):
-                while True:
-                    await ws.get_message()
-    assert await trio.to_thread.run_sync(lambda: worker.proc.wait(timeout=10)) == 0
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stop)
+            with trio.fail_after(10):
+                while WorkerStatus.parse(await ws.get_message()).ready:
+                    pass
+                with pytest.raises(ConnectionClosed):
+                    while True:
+                        await ws.get_message()
+    assert codes == [0]

@@ -1,16 +1,14 @@
-"""The NATS delta payload, the model-document serializer, and producer trust."""
+"""The NATS delta payload and producer trust."""
 
 from __future__ import annotations
 
 import orjson
 import pytest
-import yaml
 
 from sie_actors.domain.delta import (
     ALL_SUBJECT,
     ConfigDelta,
     bundle_subject,
-    dump_model_yaml,
     is_trusted_producer,
     parse_trusted_producers,
 )
@@ -129,17 +127,3 @@ def test_custom_trusted_producers() -> None:
 def test_subjects() -> None:
     assert bundle_subject("default") == "sie.config.models.default"
     assert ALL_SUBJECT == "sie.config.models._all"
-
-
-def test_dump_model_yaml_keeps_key_order_and_round_trips() -> None:
-    config = {
-        "sie_id": "pub/model",
-        "profiles": {"default": {"max_batch_tokens": 7, "adapter_path": "m:B"}},
-        "hf_id": "x",
-    }
-    text = dump_model_yaml(config)
-    assert text == (
-        "sie_id: pub/model\nprofiles:\n  default:\n    max_batch_tokens: 7\n"
-        "    adapter_path: m:B\nhf_id: x\n"
-    )
-    assert yaml.safe_load(text) == config

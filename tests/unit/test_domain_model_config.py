@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from sie_actors.domain.errors import InvalidModelId, ParseError, ValidationFailed
 from sie_actors.domain.model_config import (
     adapter_module,
     canonical_profile,
+    dump_model_yaml,
     ensure_json_compatible,
     parse_model_yaml,
     read_filesystem_model,
@@ -193,3 +195,17 @@ def test_modest_aliases_are_fine() -> None:
 def test_deep_nesting_is_a_parse_error() -> None:
     with pytest.raises(ParseError):
         parse_model_yaml("x: " + "[" * 5000 + "]" * 5000)
+
+
+def test_dump_model_yaml_keeps_key_order_and_round_trips() -> None:
+    config = {
+        "sie_id": "pub/model",
+        "profiles": {"default": {"max_batch_tokens": 7, "adapter_path": "m:B"}},
+        "hf_id": "x",
+    }
+    text = dump_model_yaml(config)
+    assert text == (
+        "sie_id: pub/model\nprofiles:\n  default:\n    max_batch_tokens: 7\n"
+        "    adapter_path: m:B\nhf_id: x\n"
+    )
+    assert yaml.safe_load(text) == config

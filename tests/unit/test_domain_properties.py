@@ -19,7 +19,7 @@ from sie_actors.domain import (
     validate_model_config,
 )
 from sie_actors.domain.bundle import Bundle
-from sie_actors.domain.delta import dump_model_yaml
+from sie_actors.domain.model_config import dump_model_yaml
 from sie_actors.domain.hashing import normalize_adapter_options, reference_bundle_config_hash
 from sie_actors.domain.model_config import read_filesystem_model
 from sie_actors.domain.snapshot import build_export, export_json_bytes, parse_export

@@ -12,7 +12,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sie_actors.domain.delta import dump_model_yaml
+from sie_actors.domain.model_config import dump_model_yaml
 from sie_actors.domain.errors import DomainError
 from sie_actors.domain.model_config import parse_model_yaml, parse_stored_model_yaml
 

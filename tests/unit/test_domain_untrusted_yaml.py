@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from sie_actors.domain.delta import dump_model_yaml
+from sie_actors.domain.model_config import dump_model_yaml
 from sie_actors.domain.errors import DocumentTooComplex, DomainError, ParseError, ValidationFailed
 from sie_actors.domain.model_config import (
     MAX_DOCUMENT_NODES,
