@@ -46,6 +46,7 @@ class MirrorMetrics(Protocol):
 @dataclass(frozen=True)
 class PollNow:
     trigger: str = "timer"
+    ask: int = 0  # the protocol's number for an asked poll, returned with the answer
 
 
 class MirrorActor(Actor):
@@ -100,7 +101,7 @@ class MirrorActor(Actor):
                 self._nursery.start_soon(self._wake_at, action.at)
             elif isinstance(action, Poll):
                 if self.poller is not None:
-                    await self.poller.tell(PollNow(action.trigger))
+                    await self.poller.tell(PollNow(action.trigger, action.ask))
 
     async def _wake_at(self, at: float) -> None:
         await trio.sleep_until(at)
@@ -149,8 +150,11 @@ class EpochPollerActor(Actor):
     async def handle(self, message) -> object:
         if not isinstance(message, PollNow):
             raise TypeError(f"poller: unexpected message {message!r}")
-        if self.ref.mailbox.pending:
-            return None  # another poll is queued right behind this one: let it do the work
+        if self.ref.mailbox.pending and message.trigger == "timer":
+            # another poll is queued right behind this one: let it do the work. Never skip an
+            # asked poll: the mirror waits for the answer with that trigger (a held delta's
+            # "verify" read, the check after a reconnect)
+            return None
         held = self.position()
         try:
             report = await self.client.epoch()
@@ -159,17 +163,17 @@ class EpochPollerActor(Actor):
             log.info("epoch poll (%s) failed: %s", message.trigger, exc.message)
             if message.trigger != "timer":
                 # the check after a reconnect matters: retry soon, not at the next tick
-                self._retry_soon(message.trigger)
+                self._retry_soon(message)
             return None
         self._retry.reset()
         self.metrics.poll(message.trigger, "ok")
-        await self.mirror.tell(EpochObserved(report, held, message.trigger))
+        await self.mirror.tell(EpochObserved(report, held, message.trigger, message.ask))
         return None
 
-    def _retry_soon(self, trigger: str) -> None:
+    def _retry_soon(self, message: PollNow) -> None:
         async def later() -> None:
             await trio.sleep(self._retry.next_delay())
-            await self.ref.tell(PollNow(trigger))
+            await self.ref.tell(message)
         assert self._nursery is not None
         self._nursery.start_soon(later)
 
