@@ -473,10 +473,11 @@ class MirrorProtocol:
         goes on as before: a gap or a generation fetches, a hash that disagrees fetches),
         ``refuted`` or ``superseded``. sie-config hashes every delta it publishes and reports
         every bundle's hash, so a hashless delta is not its. At the delta's epoch the hashes
-        decide. Past it nothing can tell, and nothing needs to: sie-config's own delta of that
-        epoch is in flight, and the report is judged next as a poll (a mirror still behind once
-        the grace is over fetches; another generation fetches at once). A report without
-        hashes (an original sie-config) vouches by its epoch alone.
+        decide. Past it, the next delta cannot be told from a forgery, and need not be:
+        sie-config's own delta of that epoch is in flight, and the report is judged next as a
+        poll (a mirror still behind once the grace is over fetches). A gap or a generation
+        sie-config is past is fetched at once: deltas arrive in order, so one was lost. A report
+        without hashes (an original sie-config) vouches by its epoch alone.
         """
         bundle = self._delta_bundle(delta)
         remote = report.bundle_config_hashes.get(bundle) if bundle else None
@@ -486,11 +487,13 @@ class MirrorProtocol:
             self._note("warning", f"dropping delta epoch {delta.epoch} without a hash: sie-config "
                                   f"hashes every delta it publishes")
             return "refuted"
-        if report.epoch > delta.epoch:
-            return "superseded"
         if verdict in (DeltaVerdict.GAP, DeltaVerdict.GENERATION):
-            if delta.bundle_config_hash == remote:
+            # sie-config is past our epoch and deltas come in order: something was lost and
+            # the snapshot is due, whether this delta is its own or not
+            if report.epoch > delta.epoch or delta.bundle_config_hash == remote:
                 return "confirmed"
+        elif report.epoch > delta.epoch:
+            return "superseded"
         elif self._result_hash(delta, verdict) == remote:
             return "proven"
         elif delta.bundle_config_hash == remote:
@@ -706,7 +709,9 @@ class MirrorProtocol:
     def _replay(self, snapshot: MirrorSnapshot, now: float) -> None:
         buffered, self._buffer = self._buffer, []
         seen: set[tuple[str, int]] = set()
-        for item in sorted(buffered, key=lambda b: b.delta.epoch):
+        # a delta that carries a hash goes before an unproven copy of its epoch
+        for item in sorted(buffered, key=lambda b: (b.delta.epoch,
+                                                    not b.delta.bundle_config_hash)):
             delta = item.delta
             key = (delta.generation, delta.epoch)
             if key in seen:
@@ -720,6 +725,12 @@ class MirrorProtocol:
                                       f"{delta.generation or '-'}): sie-config, asked after it "
                                       f"arrived, is at epoch {snapshot.epoch} (generation "
                                       f"{snapshot.generation or '-'})")
+                continue
+            if item.before_fetch and delta.epoch <= snapshot.epoch:
+                # the snapshot, asked after it arrived, already holds its epoch: nothing in it
+                # is left to check (else a copy with a bad hash would be held after every fetch)
+                self._count_delta("duplicate" if delta.epoch == snapshot.epoch else "stale",
+                                  delta_kind(delta))
                 continue
             # a fetch started by an earlier item of this replay was sent after all of them
             self._on_delta(delta, now, before_fetch=True)

@@ -222,3 +222,19 @@ def test_an_original_sie_config_without_hashes_vouches_by_its_epoch():
     actions = protocol.step(EpochObserved(original, protocol.position, "verify",
                                           protocol.awaited_verify), 1.01)
     assert counted(actions, Metric.DELTA, "applied") == 1 and protocol.position.epoch == 1
+
+
+def test_a_held_delta_the_fallback_snapshot_reaches_is_answered_by_it():
+    """Found by the convergence property: a forged `epoch+1` with a made-up hash, held, its
+    read unanswered; sie-config writes that epoch; the fallback snapshot reaches it. The held
+    delta was judged again as a duplicate with a bad hash, held again, and so on after every
+    snapshot. A snapshot asked after a delta arrived answers it."""
+    protocol, source = booted()
+    actions = protocol.step(DeltaReceived(forged(source, "next", 1)), 1.0)
+    assert verify_reads(actions) == 1
+    source.write(False)
+    [fetch] = fetches(protocol.step(Tick(), 1.0 + protocol.pacing.verify_timeout))
+    actions = protocol.step(SnapshotFetched(fetch.round, source.snapshot(None)), 2.1)
+    assert not verify_reads(actions) and not fetches(actions) and not protocol.syncing
+    assert counted(actions, Metric.DELTA, "duplicate") == 1
+    assert protocol.registry.bundles_hash == source.registry.bundles_hash
