@@ -20,11 +20,11 @@ Rules (CONTRACT §2 items 1, 2, 4), on top of `domain.sync`'s verdicts:
   report with hashes for a delta without one; at its epoch, the hashes decide; past it, the
   delta is superseded (sie-config's own delta of that epoch is in flight, and the read is
   judged as a poll, grace included); a gap or a generation it confirms is fetched (see
-  ``_vouch``). Why not apply first and
-  check later: a forged ``epoch+1`` then sat on replicas until the next poll, and each forged
-  gap cost a paced fetch, so a forged storm pushed the pacing to seconds while real writes
-  queued behind it (sie-chaos: 2.8-5 s to converge after one). No answer within
-  ``Pacing.verify_timeout`` (sie-config unreachable, no poller) falls back to a paced fetch;
+  ``_vouch``). Why not apply first and check later: a forged ``epoch+1`` then sat on replicas
+  until the next poll, and each forged gap cost a paced fetch, so a forged storm pushed the
+  pacing to seconds while real writes queued behind it (sie-chaos: 2.8-5 s to converge after
+  one). No answer within ``Pacing.verify_timeout`` (sie-config unreachable, no poller) falls
+  back to a paced fetch;
 * while a snapshot is owed or being fetched, deltas are buffered; once it is installed they are
   replayed in epoch order through the same rules;
 * a delta received *before* a fetch was sent, whose epoch the snapshot does not reach (or whose
@@ -265,6 +265,7 @@ class MirrorProtocol:
         self._expected: tuple[MirrorPosition, float] | None = None  # (sie-config's, judge at)
         self._verify_deadline = 0.0
         self._verify_ask = 0  # the number of the last verify read: only its answer judges
+        self._appended_memo: tuple[ConfigDelta, Registry, Registry | None] | None = None
         self._out: list[Action] = []
 
     # ---- public -------------------------------------------------------------------------------
@@ -454,7 +455,7 @@ class MirrorProtocol:
         for item in sorted(buffered, key=lambda b: (b.delta.epoch,
                                                     not b.delta.bundle_config_hash)):
             delta = item.delta
-            if item.before_fetch and refuted_by_epoch(delta, report):
+            if item.before_fetch and refuted_at(delta, report.epoch, report.generation):
                 self._count_delta("refuted", delta_kind(delta))
                 self._note("warning", f"dropping delta epoch {delta.epoch} (generation "
                                       f"{delta.generation or '-'}): sie-config, asked after it "
@@ -504,6 +505,16 @@ class MirrorProtocol:
         return "refuted"
 
     def _appended(self, delta: ConfigDelta) -> Registry | None:
+        """Our registry with the delta applied; None if it does not apply. The last result is
+        kept: proving a delta and applying it are one parse and one append, not two."""
+        memo = self._appended_memo
+        if memo is not None and memo[0] is delta and memo[1] is self.registry:
+            return memo[2]
+        registry = self._append(delta)
+        self._appended_memo = (delta, self.registry, registry)
+        return registry
+
+    def _append(self, delta: ConfigDelta) -> Registry | None:
         if not delta.model_config.strip():
             return self.registry  # an epoch bump: nothing to add
         try:
@@ -764,23 +775,21 @@ class MirrorProtocol:
         return out
 
 
-def refuted_by_epoch(delta: ConfigDelta, report: EpochReport) -> bool:
-    """Does an epoch report read after `delta` arrived prove it was never written? The same
-    argument as `refuted`, from the cheap read instead of a snapshot."""
-    if delta.generation and report.generation and delta.generation != report.generation:
-        return True
-    return delta.epoch > report.epoch
-
-
 def refuted(delta: ConfigDelta, snapshot: MirrorSnapshot) -> bool:
-    """Does a snapshot taken after `delta` arrived prove it was never written?
+    """Does a snapshot taken after `delta` arrived prove it was never written?"""
+    return refuted_at(delta, snapshot.epoch, snapshot.generation)
+
+
+def refuted_at(delta: ConfigDelta, epoch: int, generation: str) -> bool:
+    """Does sie-config's position, read (snapshot or epoch) after `delta` arrived, prove the
+    delta was never written?
 
     sie-config persists before it publishes, so any answer it gives afterwards reaches the
     delta's epoch within the delta's generation.
     """
-    if delta.generation and snapshot.generation and delta.generation != snapshot.generation:
+    if delta.generation and generation and delta.generation != generation:
         return True
-    return delta.epoch > snapshot.epoch
+    return delta.epoch > epoch
 
 
 def last_view(actions: Sequence[Action]) -> MirrorView | None:
