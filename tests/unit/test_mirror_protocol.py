@@ -238,3 +238,23 @@ def test_a_held_delta_the_fallback_snapshot_reaches_is_answered_by_it():
     assert not verify_reads(actions) and not fetches(actions) and not protocol.syncing
     assert counted(actions, Metric.DELTA, "duplicate") == 1
     assert protocol.registry.bundles_hash == source.registry.bundles_hash
+
+
+def test_sie_configs_own_deltas_prove_themselves_and_cost_no_read():
+    """Every copy on `_all` (one per affected bundle) and every delta on a worker's subject
+    carries a hash the mirror reproduces: in steady state the verify rule costs nothing."""
+    for bundle in (None, "default"):
+        protocol, source = booted(bundle)
+        reads = 0
+        for i in range(6):
+            for payload in source.write(i % 2 == 0):
+                if bundle is not None and b'"bundle_id":"default"' not in payload:
+                    continue  # not on this worker's subject
+                reads += verify_reads(protocol.step(DeltaReceived(payload), float(i)))
+        assert reads == 0 and not protocol.syncing
+        if bundle is None:
+            assert protocol.position.epoch == source.epoch
+            assert protocol.registry.bundles_hash == source.registry.bundles_hash
+        else:
+            assert (protocol.registry.bundle_config_hash("default")
+                    == source.registry.bundle_config_hash("default"))
