@@ -20,7 +20,7 @@ Rules (CONTRACT §2 items 1, 2, 4), on top of `domain.sync`'s verdicts:
   report with hashes for a delta without one; at its epoch, the hashes decide; past it, the
   delta is superseded (sie-config's own delta of that epoch is in flight, and the read is
   judged as a poll, grace included); a gap or a generation it confirms is fetched (see
-  ``_vouch``). Why not apply first and check later: a forged ``epoch+1`` then sat on replicas
+  ``sync.judge_held``). Why not apply first and check later: a forged ``epoch+1`` then sat on replicas
   until the next poll, and each forged gap cost a paced fetch, so a forged storm pushed the
   pacing to seconds while real writes queued behind it (sie-chaos: 2.8-5 s to converge after
   one). No answer within ``Pacing.verify_timeout`` (sie-config unreachable, no poller) falls
@@ -54,7 +54,8 @@ from .delta import ConfigDelta, is_trusted_producer
 from .errors import DomainError
 from .model_config import parse_stored_model_yaml
 from .registry import Registry
-from .sync import DeltaVerdict, Drift, EpochReport, MirrorPosition, judge_delta, judge_epoch
+from .sync import (DeltaVerdict, Drift, EpochReport, HeldVerdict, MirrorPosition, judge_delta,
+                   judge_epoch, judge_held, never_written)
 
 
 # ---- configuration ----------------------------------------------------------------------------
@@ -262,7 +263,7 @@ class MirrorProtocol:
         self._streak = 0
         self._last_fetch_at: float | None = None
         self._due = 0.0
-        self._expected: tuple[MirrorPosition, float] | None = None  # (sie-config's, judge at)
+        self._expected: tuple[EpochReport, float] | None = None  # (sie-config's, judge at)
         self._verify_deadline = 0.0
         self._verify_ask = 0  # the number of the last verify read: only its answer judges
         self._appended_memo: tuple[ConfigDelta, Registry, Registry | None] | None = None
@@ -351,11 +352,20 @@ class MirrorProtocol:
             if vouched is None:
                 self._hold(delta, now)
                 return
-            judgement = self._vouch(delta, verdict, vouched)
-            if judgement in ("refuted", "superseded"):
-                self._count_delta(judgement, kind)
+            held = judge_held(verdict, vouched, epoch=delta.epoch, generation=delta.generation,
+                              delta_hash=delta.bundle_config_hash,
+                              result_hash=self._result_hash(delta, verdict),
+                              bundle=self._delta_bundle(delta))
+            if held in (HeldVerdict.REFUTED, HeldVerdict.SUPERSEDED):
+                self._count_delta(held.value, kind)
+                if held is HeldVerdict.REFUTED:
+                    self._note("warning", f"dropping delta epoch {delta.epoch} (generation "
+                                          f"{delta.generation or '-'}, hash "
+                                          f"{delta.bundle_config_hash[:12] or '-'}): sie-config, "
+                                          f"asked after it arrived, is at epoch {vouched.epoch} "
+                                          f"(generation {vouched.generation or '-'})")
                 return
-            proven = judgement == "proven"
+            proven = held is HeldVerdict.PROVEN
         if verdict is DeltaVerdict.DUPLICATE:
             self._count_delta("duplicate", kind)
             if not proven:
@@ -454,55 +464,11 @@ class MirrorProtocol:
         # a delta that proves itself goes before an unproven copy of its epoch
         for item in sorted(buffered, key=lambda b: (b.delta.epoch,
                                                     not b.delta.bundle_config_hash)):
-            delta = item.delta
-            if item.before_fetch and refuted_at(delta, report.epoch, report.generation):
-                self._count_delta("refuted", delta_kind(delta))
-                self._note("warning", f"dropping delta epoch {delta.epoch} (generation "
-                                      f"{delta.generation or '-'}): sie-config, asked after it "
-                                      f"arrived, is at epoch {report.epoch} (generation "
-                                      f"{report.generation or '-'})")
-            elif item.before_fetch and not self.syncing:
-                self._on_delta(delta, now, before_fetch=True, vouched=report)
+            if item.before_fetch and not self.syncing:
+                self._on_delta(item.delta, now, before_fetch=True, vouched=report)
             else:  # heard after the read was asked, or buffered behind a fetch this started
-                self._on_delta(delta, now, before_fetch=True)
+                self._on_delta(item.delta, now, before_fetch=True)
         self._after_question(now, EpochObserved(report, event.held, "verify"))
-
-    def _vouch(self, delta: ConfigDelta, verdict: DeltaVerdict, report: EpochReport) -> str:
-        """A held delta, sie-config at or past its epoch in its generation: is it sie-config's?
-
-        ``proven`` (sie-config's hash at that epoch is the one it leads to), ``confirmed`` (it
-        goes on as before: a gap or a generation fetches, a hash that disagrees fetches),
-        ``refuted`` or ``superseded``. sie-config hashes every delta it publishes and reports
-        every bundle's hash, so a hashless delta is not its. At the delta's epoch the hashes
-        decide. Past it, the next delta cannot be told from a forgery, and need not be:
-        sie-config's own delta of that epoch is in flight, and the report is judged next as a
-        poll (a mirror still behind once the grace is over fetches). A gap or a generation
-        sie-config is past is fetched at once: deltas arrive in order, so one was lost. A report
-        without hashes (an original sie-config) vouches by its epoch alone.
-        """
-        bundle = self._delta_bundle(delta)
-        remote = report.bundle_config_hashes.get(bundle) if bundle else None
-        if not remote:
-            return "confirmed"
-        if not delta.bundle_config_hash:
-            self._note("warning", f"dropping delta epoch {delta.epoch} without a hash: sie-config "
-                                  f"hashes every delta it publishes")
-            return "refuted"
-        if verdict in (DeltaVerdict.GAP, DeltaVerdict.GENERATION):
-            # sie-config is past our epoch and deltas come in order: something was lost and
-            # the snapshot is due, whether this delta is its own or not
-            if report.epoch > delta.epoch or delta.bundle_config_hash == remote:
-                return "confirmed"
-        elif report.epoch > delta.epoch:
-            return "superseded"
-        elif self._result_hash(delta, verdict) == remote:
-            return "proven"
-        elif delta.bundle_config_hash == remote:
-            return "confirmed"  # sie-config's write on a base we got wrong: the check fetches
-        self._note("warning", f"dropping delta epoch {delta.epoch}: sie-config's hash for "
-                              f"{bundle} at that epoch is {remote[:12]}, not "
-                              f"{delta.bundle_config_hash[:12]}")
-        return "refuted"
 
     def _appended(self, delta: ConfigDelta) -> Registry | None:
         """Our registry with the delta applied; None if it does not apply. The last result is
@@ -594,8 +560,7 @@ class MirrorProtocol:
             # more frequent than the grace do not push that moment back)
             if self._expected is None:
                 at = now + self.pacing.grace
-                self._expected = (MirrorPosition(event.report.epoch, event.report.generation),
-                                  at)
+                self._expected = (event.report, at)
                 self._emit(Wake(at))
             return
         self._note("info", f"epoch poll found drift ({drift.value}): local {self._where()}, "
@@ -649,8 +614,11 @@ class MirrorProtocol:
         if self._expected is not None and now >= self._expected[1]:
             expected, _at = self._expected
             self._expected = None
-            if not self.syncing and (self.position.generation != expected.generation
-                                     or self.position.epoch < expected.epoch):
+            if (not self.syncing and (self.position.generation != expected.generation
+                                      or self.position.epoch < expected.epoch)
+                    and not (self.scope.bundle is not None and self._catches_up(expected))):
+                # (a worker whose own deltas arrived meanwhile may now hold sie-config's hash
+                # for its bundle: the rest of the way was other bundles' writes)
                 self._note("info", f"sie-config was at epoch {expected.epoch}; still at local "
                                    f"{self._where()}: resyncing")
                 if self.scope.can_resync:
@@ -777,19 +745,7 @@ class MirrorProtocol:
 
 def refuted(delta: ConfigDelta, snapshot: MirrorSnapshot) -> bool:
     """Does a snapshot taken after `delta` arrived prove it was never written?"""
-    return refuted_at(delta, snapshot.epoch, snapshot.generation)
-
-
-def refuted_at(delta: ConfigDelta, epoch: int, generation: str) -> bool:
-    """Does sie-config's position, read (snapshot or epoch) after `delta` arrived, prove the
-    delta was never written?
-
-    sie-config persists before it publishes, so any answer it gives afterwards reaches the
-    delta's epoch within the delta's generation.
-    """
-    if delta.generation and generation and delta.generation != generation:
-        return True
-    return delta.epoch > epoch
+    return never_written(delta.epoch, delta.generation, snapshot.epoch, snapshot.generation)
 
 
 def last_view(actions: Sequence[Action]) -> MirrorView | None:

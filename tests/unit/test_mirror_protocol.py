@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sie_actors.domain.mirror_protocol import (Count, DeltaReceived, EpochObserved, Fetch, Metric,
                                                MirrorProtocol, MirrorScope, Pacing, Poll,
                                                SnapshotFetched, Tick, Wake)
-from sie_actors.domain.sync import EpochReport
+from sie_actors.domain.sync import DeltaVerdict, EpochReport, HeldVerdict, judge_held
 from tests.unit.test_mirror_protocol_properties import SEED, TRUSTED, Source, forged
 
 
@@ -258,3 +260,42 @@ def test_sie_configs_own_deltas_prove_themselves_and_cost_no_read():
         else:
             assert (protocol.registry.bundle_config_hash("default")
                     == source.registry.bundle_config_hash("default"))
+
+
+R = EpochReport(5, "g1", "", {"default": "H5"})   # sie-config at epoch 5, bundle hash H5
+APPLY, DUP, GAP, GEN = (DeltaVerdict.APPLY, DeltaVerdict.DUPLICATE, DeltaVerdict.GAP,
+                        DeltaVerdict.GENERATION)
+
+
+@pytest.mark.parametrize("verdict,report,epoch,generation,delta_hash,result_hash,expected", [
+    (APPLY, R, 6, "g1", "", "X", HeldVerdict.REFUTED),         # sie-config never got there
+    (GAP, R, 10**12, "g1", "H", "", HeldVerdict.REFUTED),      # far future
+    (GEN, R, 5, "forged", "H5", "", HeldVerdict.REFUTED),      # a generation that is not
+    (APPLY, R, 5, "g1", "", "H5", HeldVerdict.REFUTED),        # no hash: not sie-config's
+    (APPLY, R, 5, "g1", "F", "X", HeldVerdict.REFUTED),        # made-up hash, other content
+    (APPLY, R, 5, "g1", "F", "H5", HeldVerdict.PROVEN),        # wrong hash, sie-config's content
+    (APPLY, R, 5, "g1", "H5", "X", HeldVerdict.CONFIRMED),     # ours is off: the check fetches
+    (DUP, R, 5, "g1", "F", "H5", HeldVerdict.PROVEN),          # a lying copy of our state
+    (APPLY, R, 4, "g1", "F", "X", HeldVerdict.SUPERSEDED),     # sie-config is past it
+    (GAP, R, 4, "g1", "F", "", HeldVerdict.CONFIRMED),         # past a gap: one was lost
+    (GAP, R, 5, "g1", "H5", "", HeldVerdict.CONFIRMED),
+    (GAP, R, 5, "g1", "F", "", HeldVerdict.REFUTED),
+    (APPLY, EpochReport(5), 5, "g1", "", "X", HeldVerdict.CONFIRMED),  # an original sie-config
+])
+def test_judge_held(verdict, report, epoch, generation, delta_hash, result_hash, expected):
+    assert judge_held(verdict, report, epoch=epoch, generation=generation, delta_hash=delta_hash,
+                      result_hash=result_hash, bundle="default") is expected
+
+
+def test_a_worker_behind_only_by_other_bundles_after_the_grace_takes_the_epoch():
+    """Found by the forged-storm property: a verify read (or a timer poll) ahead of a worker
+    waits out the grace; meanwhile the worker's own delta arrives and the rest of the way is
+    other bundles' writes. It takes sie-config's epoch instead of fetching."""
+    protocol, source = booted("default")
+    ours = [p for p in source.write(False) if b'"bundle_id":"default"' in p]  # epoch 1, late
+    source.write(True)                                                       # epoch 2, not ours
+    actions = protocol.step(EpochObserved(source.report(), protocol.position, "timer"), 1.0)
+    [wake] = [a for a in actions if isinstance(a, Wake)]
+    protocol.step(DeltaReceived(ours[0]), 1.1)
+    assert not fetches(protocol.step(Tick(), wake.at))
+    assert protocol.position.epoch == source.epoch == 2
