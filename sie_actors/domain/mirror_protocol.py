@@ -20,10 +20,10 @@ Rules (CONTRACT §2 items 1, 2, 4), on top of `domain.sync`'s verdicts:
   report with hashes for a delta without one; at its epoch, the hashes decide; past it, the
   delta is superseded (sie-config's own delta of that epoch is in flight, and the read is
   judged as a poll, grace included); a gap or a generation it confirms is fetched (see
-  ``sync.judge_held``). Why not apply first and check later: a forged ``epoch+1`` then sat on replicas
-  until the next poll, and each forged gap cost a paced fetch, so a forged storm pushed the
-  pacing to seconds while real writes queued behind it (sie-chaos: 2.8-5 s to converge after
-  one). No answer within ``Pacing.verify_timeout`` (sie-config unreachable, no poller) falls
+  ``sync.judge_held``). Why not apply first and check later: a forged ``epoch+1`` then sat on
+  replicas until the next poll, and each forged gap cost a paced fetch, so a forged storm pushed
+  the pacing to seconds while real writes queued behind it (sie-chaos: 2.8-5 s to converge
+  after one). No answer within ``Pacing.verify_timeout`` (sie-config unreachable, no poller) falls
   back to a paced fetch;
 * while a snapshot is owed or being fetched, deltas are buffered; once it is installed they are
   replayed in epoch order through the same rules;

@@ -72,10 +72,10 @@ def judge_held(verdict: DeltaVerdict, report: EpochReport, *, epoch: int, genera
     """Judge a delta that did not prove itself by sie-config's epoch, read after it arrived.
 
     A report behind the delta's epoch or on another generation refutes it (`never_written`).
-    sie-config hashes every delta it publishes and reports every bundle's
-    hash, so a delta without one is not its. At the delta's epoch the hashes decide (the delta's
-    own hash matching sie-config's while ours does not: sie-config's write on a base we got
-    wrong, which the hash check then fetches). Past it, the next delta cannot be told from a
+    sie-config hashes every delta it publishes and reports every bundle's hash, so a delta
+    without one is not its. At the delta's epoch the hashes decide (the delta's own hash
+    matching sie-config's while ours does not: sie-config's write on a base we got wrong, which
+    the hash check then fetches). Past it, the next delta cannot be told from a
     forgery and need not be: sie-config's own delta of that epoch is in flight, and the report
     is judged next as a poll. A gap or a generation sie-config has reached is fetched: deltas
     come in order, so one was lost. A report without hashes (an original sie-config) vouches by

@@ -110,9 +110,10 @@ class Harness:
                                    trusted=("sie-config",), metrics=self.metrics,
                                    pacing=Pacing(0.005, 0.02), poller=poller_box.ref)
         # asked polls only (a held delta's verify read): the timer never fires in a test
-        self.poller = EpochPollerActor(self.actor.ref, EpochReader(source), position=self.views.position,
-                                       interval=3600.0, metrics=WorkerMirrorMetrics(self.metrics),
-                                       mailbox=poller_box) if source is not None else None
+        self.poller = EpochPollerActor(
+            self.actor.ref, EpochReader(source), position=self.views.position, interval=3600.0,
+            metrics=WorkerMirrorMetrics(self.metrics),
+            mailbox=poller_box) if source is not None else None
 
     @property
     def view(self) -> WorkerView:
