@@ -37,7 +37,9 @@ Rules (CONTRACT §2 items 1, 2, 4), on top of `domain.sync`'s verdicts:
   disagrees at equal epochs as drift, like being behind. A routine (timer) poll that finds
   sie-config ahead gives the deltas in flight ``Pacing.grace`` seconds to arrive before it
   fetches: under a steady stream of writes most polls race a delta. A poll after a reconnect
-  (deltas were lost, not late) fetches at once.
+  (deltas were lost, not late), and the first to answer after sie-config was unreachable
+  (``recovered``: killed mid-write, it may have persisted an epoch it never published), fetch
+  at once.
 
 Scope: a gateway mirrors every bundle (``bundle=None``), a worker one. On a worker's subject the
 epochs of other bundles' writes look like gaps; a delta whose hash we reproduce after applying it

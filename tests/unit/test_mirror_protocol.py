@@ -299,3 +299,12 @@ def test_a_worker_behind_only_by_other_bundles_after_the_grace_takes_the_epoch()
     protocol.step(DeltaReceived(ours[0]), 1.1)
     assert not fetches(protocol.step(Tick(), wake.at))
     assert protocol.position.epoch == source.epoch == 2
+
+
+def test_the_first_answer_after_sie_config_was_away_fetches_at_once():
+    """sie-config killed mid-write may have persisted an epoch it never published: no delta will
+    come for it, so the grace a routine poll gives deltas in flight would only delay the heal."""
+    protocol, source = booted()
+    source.write(False)                        # persisted; the publish died with sie-config
+    actions = protocol.step(EpochObserved(source.report(), protocol.position, "recovered"), 1.0)
+    assert [a.cause for a in fetches(actions)] == ["epoch_ahead"]
