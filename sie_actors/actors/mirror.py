@@ -145,8 +145,8 @@ class EpochPollerActor(Actor):
         self.position = position
         self.interval = interval
         self.metrics = metrics
-        self._retry = Backoff(initial=min(0.2, self.RETRY_MAX),
-                              maximum=max(0.05, min(self.RETRY_MAX, interval)))
+        most = max(0.05, min(self.RETRY_MAX, interval))
+        self._retry = Backoff(initial=min(0.2, most), maximum=most)
         self._failing = False          # the last read failed
         self._routine_retry = False    # a retry of a routine poll is scheduled
         self._nursery: trio.Nursery | None = None

@@ -80,3 +80,17 @@ async def test_a_failed_routine_read_is_retried_and_its_answer_says_recovered(nu
     assert reader.reads == 6  # four failures, then one answer for each (no pile of retries)
     # (virtual time) noticed within the retry bound, long before the next routine poll
     assert trio.current_time() - start < 4 * EpochPollerActor.RETRY_MAX
+
+
+async def test_a_poller_polling_more_often_than_its_retry_bound_still_retries(nursery,
+                                                                            autojump_clock):
+    """A 0.1 s poll interval (tests, tight deployments) once made the retry backoff invalid
+    (initial above maximum): the poller could not even be built."""
+    mirror = Mailbox(name="mirror")
+    box = Mailbox(name="poller")
+    reader = Reader(failures=2)
+    poller = EpochPollerActor(mirror.ref, reader, position=lambda: MirrorPosition(2, "g1"),
+                              interval=0.1, metrics=Quiet(), mailbox=box)
+    await nursery.start(poller.run)
+    [first] = await observed(mirror, 1)
+    assert first.trigger == "recovered" and reader.reads == 3
