@@ -93,4 +93,4 @@ async def test_a_poller_polling_more_often_than_its_retry_bound_still_retries(nu
                               interval=0.1, metrics=Quiet(), mailbox=box)
     await nursery.start(poller.run)
     [first] = await observed(mirror, 1)
-    assert first.trigger == "recovered" and reader.reads == 3
+    assert first.trigger == "recovered" and reader.reads >= 3
