@@ -46,6 +46,7 @@ class MirrorMetrics(Protocol):
 @dataclass(frozen=True)
 class PollNow:
     trigger: str = "timer"
+    ask: int = 0  # the protocol's number for an asked poll, returned with the answer
 
 
 class MirrorActor(Actor):
@@ -100,7 +101,7 @@ class MirrorActor(Actor):
                 self._nursery.start_soon(self._wake_at, action.at)
             elif isinstance(action, Poll):
                 if self.poller is not None:
-                    await self.poller.tell(PollNow(action.trigger))
+                    await self.poller.tell(PollNow(action.trigger, action.ask))
 
     async def _wake_at(self, at: float) -> None:
         await trio.sleep_until(at)
@@ -123,7 +124,17 @@ class MirrorActor(Actor):
 
 
 class EpochPollerActor(Actor):
-    """Reads sie-config's epoch on a timer and when asked; the mirror judges what it means."""
+    """Reads sie-config's epoch on a timer and when asked; the mirror judges what it means.
+
+    A failed read is retried soon (``RETRY_MAX`` at most between tries), whatever asked for it,
+    and the first answer after failures goes to the mirror as ``recovered``, which it judges
+    like the check after a NATS reconnect (behind: fetch at once, no grace). Why: sie-config
+    killed mid-write may have persisted an epoch it never published, and nothing else would
+    tell the mirrors until the next write or the next routine poll (5-10 s); sie-chaos counts
+    that against the heal.
+    """
+
+    RETRY_MAX = 0.5  # a read of a dead port costs nothing; noticing sie-config's return matters
 
     def __init__(self, mirror: ActorRef, client: ConfigClient, *,
                  position: Callable[[], MirrorPosition], interval: float,
@@ -134,7 +145,10 @@ class EpochPollerActor(Actor):
         self.position = position
         self.interval = interval
         self.metrics = metrics
-        self._retry = Backoff(initial=0.2, maximum=max(0.2, min(2.0, interval)))
+        most = max(0.05, min(self.RETRY_MAX, interval))
+        self._retry = Backoff(initial=min(0.2, most), maximum=most)
+        self._failing = False          # the last read failed
+        self._routine_retry = False    # a retry of a routine poll is scheduled
         self._nursery: trio.Nursery | None = None
 
     async def background(self, nursery: trio.Nursery) -> None:
@@ -149,27 +163,45 @@ class EpochPollerActor(Actor):
     async def handle(self, message) -> object:
         if not isinstance(message, PollNow):
             raise TypeError(f"poller: unexpected message {message!r}")
-        if self.ref.mailbox.pending:
-            return None  # another poll is queued right behind this one: let it do the work
+        if self.ref.mailbox.pending and message.trigger == "timer":
+            # another poll is queued right behind this one: let it do the work. Never skip an
+            # asked poll: the mirror waits for the answer with that trigger (a held delta's
+            # "verify" read, the check after a reconnect)
+            return None
         held = self.position()
         try:
             report = await self.client.epoch()
         except ConfigReadError as exc:
             self.metrics.poll(message.trigger, exc.reason)
-            log.info("epoch poll (%s) failed: %s", message.trigger, exc.message)
-            if message.trigger != "timer":
-                # the check after a reconnect matters: retry soon, not at the next tick
-                self._retry_soon(message.trigger)
+            log.log(logging.DEBUG if self._failing else logging.INFO,
+                    "epoch poll (%s) failed: %s", message.trigger, exc.message)
+            self._failing = True
+            self._retry_soon(message)
             return None
         self._retry.reset()
-        self.metrics.poll(message.trigger, "ok")
-        await self.mirror.tell(EpochObserved(report, held, message.trigger))
+        trigger = message.trigger
+        if self._failing and trigger == "timer":
+            trigger = "recovered"
+        self._failing = False
+        self.metrics.poll(trigger, "ok")
+        await self.mirror.tell(EpochObserved(report, held, trigger, message.ask))
         return None
 
-    def _retry_soon(self, trigger: str) -> None:
+    def _retry_soon(self, message: PollNow) -> None:
+        """Retry a failed read soon: an asked one with its number (the mirror waits for that
+        answer), a routine one once (a chain per timer tick would pile up while sie-config is
+        away)."""
+        routine = message.trigger == "timer"
+        if routine:
+            if self._routine_retry:
+                return
+            self._routine_retry = True
+
         async def later() -> None:
             await trio.sleep(self._retry.next_delay())
-            await self.ref.tell(PollNow(trigger))
+            if routine:
+                self._routine_retry = False
+            await self.ref.tell(message)
         assert self._nursery is not None
         self._nursery.start_soon(later)
 

@@ -8,7 +8,23 @@ drive the protocol directly with any sequence of events, without sockets or cloc
 Rules (CONTRACT §2 items 1, 2, 4), on top of `domain.sync`'s verdicts:
 
 * deltas apply strictly in epoch order; a gap, another generation, a delta that does not apply
-  or a hash that disagrees after applying it makes the mirror fetch a snapshot;
+  or a hash that disagrees after applying it makes the mirror fetch a snapshot, once sie-config
+  has confirmed the delta (next rule);
+* a delta that does not prove itself is held, not applied, while sie-config's epoch is read
+  (``Poll("verify")``, one read out at a time, answering every delta held before it). Proof is
+  the bundle hash the delta carries, reproduced after applying it: sie-config (ours and the
+  original) hashes every delta it publishes, so a delta without a hash, with one we do not
+  reproduce, or across a gap or into a generation we do not know, is what a forger or a fault
+  produces. The read decides in milliseconds, without a snapshot: sie-config behind the delta's
+  epoch or on another generation refutes it (dropped, as a snapshot would), and so does a
+  report with hashes for a delta without one; at its epoch, the hashes decide; past it, the
+  delta is superseded (sie-config's own delta of that epoch is in flight, and the read is
+  judged as a poll, grace included); a gap or a generation it confirms is fetched (see
+  ``sync.judge_held``). Why not apply first and check later: a forged ``epoch+1`` then sat on
+  replicas until the next poll, and each forged gap cost a paced fetch, so a forged storm pushed
+  the pacing to seconds while real writes queued behind it (sie-chaos: 2.8-5 s to converge
+  after one). No answer within ``Pacing.verify_timeout`` (sie-config unreachable, no poller) falls
+  back to a paced fetch;
 * while a snapshot is owed or being fetched, deltas are buffered; once it is installed they are
   replayed in epoch order through the same rules;
 * a delta received *before* a fetch was sent, whose epoch the snapshot does not reach (or whose
@@ -21,7 +37,9 @@ Rules (CONTRACT §2 items 1, 2, 4), on top of `domain.sync`'s verdicts:
   disagrees at equal epochs as drift, like being behind. A routine (timer) poll that finds
   sie-config ahead gives the deltas in flight ``Pacing.grace`` seconds to arrive before it
   fetches: under a steady stream of writes most polls race a delta. A poll after a reconnect
-  (deltas were lost, not late) fetches at once.
+  (deltas were lost, not late), and the first to answer after sie-config was unreachable
+  (``recovered``: killed mid-write, it may have persisted an epoch it never published), fetch
+  at once.
 
 Scope: a gateway mirrors every bundle (``bundle=None``), a worker one. On a worker's subject the
 epochs of other bundles' writes look like gaps; a delta whose hash we reproduce after applying it
@@ -38,7 +56,8 @@ from .delta import ConfigDelta, is_trusted_producer
 from .errors import DomainError
 from .model_config import parse_stored_model_yaml
 from .registry import Registry
-from .sync import DeltaVerdict, Drift, EpochReport, MirrorPosition, judge_delta, judge_epoch
+from .sync import (DeltaVerdict, Drift, EpochReport, HeldVerdict, MirrorPosition, judge_delta,
+                   judge_epoch, judge_held, never_written)
 
 
 # ---- configuration ----------------------------------------------------------------------------
@@ -69,6 +88,7 @@ class Pacing:
     initial: float = 0.2
     maximum: float = 5.0
     grace: float = 0.5
+    verify_timeout: float = 1.0  # a held delta's epoch read unanswered: fetch instead
 
     @property
     def quiet(self) -> float:
@@ -119,11 +139,13 @@ class SnapshotFailed:
 @dataclass(frozen=True)
 class EpochObserved:
     """sie-config's epoch report; ``held``: where the mirror stood when the poll was sent;
-    ``trigger``: ``timer`` for the routine poll, else why it was asked (``reconnect``)."""
+    ``trigger``: ``timer`` for the routine poll, else why it was asked (``reconnect``,
+    ``verify``); ``ask``: the number of the `Poll` it answers (0 for the routine poll)."""
 
     report: EpochReport
     held: MirrorPosition | None = None
     trigger: str = "timer"
+    ask: int = 0
 
 
 @dataclass(frozen=True)
@@ -173,7 +195,11 @@ class Wake:
 
 @dataclass(frozen=True)
 class Poll:
+    """Read sie-config's epoch now; answer with an `EpochObserved` carrying ``trigger`` and
+    ``ask`` (a verify read is matched to the hold that asked it by that number)."""
+
     trigger: str
+    ask: int = 0
 
 
 class Metric(enum.Enum):
@@ -204,9 +230,10 @@ Action = Union[Publish, Fetch, Wake, Poll, Count, Note]
 # ---- the machine ------------------------------------------------------------------------------
 
 class Phase(enum.Enum):
-    IDLE = "idle"          # in step as far as we know; deltas apply as they come
-    OWED = "owed"          # a fetch is wanted, waiting for its pacing slot
-    FETCHING = "fetching"  # a fetch is in flight
+    IDLE = "idle"            # in step as far as we know; deltas apply as they come
+    VERIFYING = "verifying"  # a delta that did not prove itself is held; its epoch read is out
+    OWED = "owed"            # a fetch is wanted, waiting for its pacing slot
+    FETCHING = "fetching"    # a fetch is in flight
 
 
 def delta_kind(delta: ConfigDelta) -> str:
@@ -216,7 +243,7 @@ def delta_kind(delta: ConfigDelta) -> str:
 @dataclass
 class _Buffered:
     delta: ConfigDelta
-    before_fetch: bool  # received before the fetch now in flight was sent
+    before_fetch: bool  # received before the question now out (a fetch or a verify read) was asked
 
 
 @dataclass
@@ -238,13 +265,21 @@ class MirrorProtocol:
         self._streak = 0
         self._last_fetch_at: float | None = None
         self._due = 0.0
-        self._expected: tuple[MirrorPosition, float] | None = None  # (sie-config's, judge at)
+        self._expected: tuple[EpochReport, float] | None = None  # (sie-config's, judge at)
+        self._verify_deadline = 0.0
+        self._verify_ask = 0  # the number of the last verify read: only its answer judges
+        self._appended_memo: tuple[ConfigDelta, Registry, Registry | None] | None = None
         self._out: list[Action] = []
 
     # ---- public -------------------------------------------------------------------------------
     @property
     def syncing(self) -> bool:
         return self.phase is not Phase.IDLE
+
+    @property
+    def awaited_verify(self) -> int | None:
+        """The ``ask`` of the verify read whose answer would judge the held deltas, if any."""
+        return self._verify_ask if self.phase is Phase.VERIFYING else None
 
     def view(self) -> MirrorView:
         return MirrorView(self.registry, self.position, self.bootstrapped, self.syncing)
@@ -297,7 +332,8 @@ class MirrorProtocol:
             return
         self._on_delta(delta, now)
 
-    def _on_delta(self, delta: ConfigDelta, now: float, *, before_fetch: bool = False) -> None:
+    def _on_delta(self, delta: ConfigDelta, now: float, *, before_fetch: bool = False,
+                  vouched: EpochReport | None = None) -> None:
         kind = delta_kind(delta)
         if self.syncing:
             if len(self._buffer) < self.scope.buffer_limit:
@@ -311,11 +347,31 @@ class MirrorProtocol:
         if verdict is DeltaVerdict.STALE:
             self._count_delta("stale", kind)
             return
+        if verdict is DeltaVerdict.GAP and self._closes_gap(delta):
+            return
+        proven = False  # sie-config's own hash vouches for the result: no check against the delta's
+        if self._must_verify(delta, verdict):
+            if vouched is None:
+                self._hold(delta, now)
+                return
+            held = judge_held(verdict, vouched, epoch=delta.epoch, generation=delta.generation,
+                              delta_hash=delta.bundle_config_hash,
+                              result_hash=self._result_hash(delta, verdict),
+                              bundle=self._delta_bundle(delta))
+            if held in (HeldVerdict.REFUTED, HeldVerdict.SUPERSEDED):
+                self._count_delta(held.value, kind)
+                if held is HeldVerdict.REFUTED:
+                    self._note("warning", f"dropping delta epoch {delta.epoch} (generation "
+                                          f"{delta.generation or '-'}, hash "
+                                          f"{delta.bundle_config_hash[:12] or '-'}): sie-config, "
+                                          f"asked after it arrived, is at epoch {vouched.epoch} "
+                                          f"(generation {vouched.generation or '-'})")
+                return
+            proven = held is HeldVerdict.PROVEN
         if verdict is DeltaVerdict.DUPLICATE:
             self._count_delta("duplicate", kind)
-            self._check_hash(delta, now)
-            return
-        if verdict is DeltaVerdict.GAP and self._closes_gap(delta):
+            if not proven:
+                self._check_hash(delta, now)
             return
         if verdict in (DeltaVerdict.GAP, DeltaVerdict.GENERATION):
             self._count_delta(verdict.value, kind)
@@ -329,9 +385,9 @@ class MirrorProtocol:
             self._note("warning", f"delta epoch {delta.epoch} at local {self._where()} "
                                   f"({verdict.value}) and no sie-config to resync from: "
                                   f"applying it as is")
-        self._apply(delta, now)
+        self._apply(delta, now, check=not proven)
 
-    def _apply(self, delta: ConfigDelta, now: float) -> None:
+    def _apply(self, delta: ConfigDelta, now: float, *, check: bool = True) -> None:
         kind = delta_kind(delta)
         registry = self._appended(delta)
         if registry is None:
@@ -342,7 +398,8 @@ class MirrorProtocol:
             registry = self.registry  # later deltas must not all look like gaps
         self._advance(registry, delta)
         self._count_delta("applied", kind)
-        self._check_hash(delta, now)
+        if check:
+            self._check_hash(delta, now)
 
     def _closes_gap(self, delta: ConfigDelta) -> bool:
         """Take a worker's delta across an epoch gap when its hash proves nothing was missed.
@@ -365,7 +422,67 @@ class MirrorProtocol:
         self._count_delta("applied_over_gap", delta_kind(delta))
         return True
 
+    def _delta_bundle(self, delta: ConfigDelta) -> str:
+        return self.scope.bundle if self.scope.bundle is not None else delta.bundle_id
+
+    def _result_hash(self, delta: ConfigDelta, verdict: DeltaVerdict) -> str:
+        """Our hash of the delta's bundle once it is applied (a duplicate: as we stand)."""
+        bundle = self._delta_bundle(delta)
+        if not bundle:
+            return ""
+        registry = self._appended(delta) if verdict is DeltaVerdict.APPLY else self.registry
+        return registry.bundle_config_hash(bundle) if registry is not None else ""
+
+    def _must_verify(self, delta: ConfigDelta, verdict: DeltaVerdict) -> bool:
+        """Does the delta fail to prove itself (so that sie-config's epoch must be read before it
+        counts)? A hashless duplicate claims nothing and is not held."""
+        if not (self.scope.can_resync and self.bootstrapped):
+            return False
+        if verdict in (DeltaVerdict.GAP, DeltaVerdict.GENERATION):
+            return True
+        if verdict is DeltaVerdict.DUPLICATE and not delta.bundle_config_hash:
+            return False
+        return not delta.bundle_config_hash or (self._result_hash(delta, verdict)
+                                                != delta.bundle_config_hash)
+
+    # ---- verification: a held delta against sie-config's epoch ---------------------------------
+    def _hold(self, delta: ConfigDelta, now: float) -> None:
+        """Keep a delta that did not prove itself aside and ask sie-config's epoch (one read
+        answers every delta held until it is sent; later ones wait for the next)."""
+        self.phase = Phase.VERIFYING
+        for item in self._buffer:
+            item.before_fetch = True
+        self._buffer.append(_Buffered(delta, True))
+        self._count_delta("held", delta_kind(delta))
+        self._verify_deadline = now + self.pacing.verify_timeout
+        self._verify_ask += 1
+        self._emit(Poll("verify", self._verify_ask))
+        self._emit(Wake(self._verify_deadline))
+
+    def _on_verify_answer(self, event: EpochObserved, now: float) -> None:
+        report = event.report
+        self.phase = Phase.IDLE
+        buffered, self._buffer = self._buffer, []
+        # a delta that proves itself goes before an unproven copy of its epoch
+        for item in sorted(buffered, key=lambda b: (b.delta.epoch,
+                                                    not b.delta.bundle_config_hash)):
+            if item.before_fetch and not self.syncing:
+                self._on_delta(item.delta, now, before_fetch=True, vouched=report)
+            else:  # heard after the read was asked, or buffered behind a fetch this started
+                self._on_delta(item.delta, now, before_fetch=True)
+        self._after_question(now, EpochObserved(report, event.held, "verify"))
+
     def _appended(self, delta: ConfigDelta) -> Registry | None:
+        """Our registry with the delta applied; None if it does not apply. The last result is
+        kept: proving a delta and applying it are one parse and one append, not two."""
+        memo = self._appended_memo
+        if memo is not None and memo[0] is delta and memo[1] is self.registry:
+            return memo[2]
+        registry = self._append(delta)
+        self._appended_memo = (delta, self.registry, registry)
+        return registry
+
+    def _append(self, delta: ConfigDelta) -> Registry | None:
         if not delta.model_config.strip():
             return self.registry  # an epoch bump: nothing to add
         try:
@@ -404,6 +521,13 @@ class MirrorProtocol:
 
     # ---- epoch poll ---------------------------------------------------------------------------
     def _on_observation(self, event: EpochObserved, now: float) -> None:
+        if self.phase is Phase.VERIFYING:
+            if event.trigger == "verify" and event.ask == self._verify_ask:
+                self._on_verify_answer(event, now)
+            else:
+                # an older read may predate the held deltas; any report waits until they settle
+                self._observation = event
+            return
         if self.phase is Phase.OWED and self.cause == "retry":
             # sie-config answers again: a retry waiting out its backoff may go now (a fetch
             # paced for any other cause keeps its slot); judge drift afterwards
@@ -432,13 +556,13 @@ class MirrorProtocol:
         if drift is Drift.NONE:
             self._streak = 0  # sie-config confirms us: the next fault may resync at once
             return
-        if (drift is Drift.EPOCH_AHEAD and event.trigger == "timer" and self.pacing.grace > 0):
+        if (drift is Drift.EPOCH_AHEAD and event.trigger in ("timer", "verify")
+                and self.pacing.grace > 0):
             # most likely deltas in flight: judge again once they had time to arrive (polls
             # more frequent than the grace do not push that moment back)
             if self._expected is None:
                 at = now + self.pacing.grace
-                self._expected = (MirrorPosition(event.report.epoch, event.report.generation),
-                                  at)
+                self._expected = (event.report, at)
                 self._emit(Wake(at))
             return
         self._note("info", f"epoch poll found drift ({drift.value}): local {self._where()}, "
@@ -465,6 +589,8 @@ class MirrorProtocol:
 
     # ---- fetching -----------------------------------------------------------------------------
     def _want_fetch(self, cause: str, now: float) -> None:
+        if self.phase is Phase.VERIFYING:
+            self.phase = Phase.IDLE  # the snapshot answers the held deltas too (refuted or not)
         if self.syncing:
             return  # the fetch owed or in flight answers this cause too
         self._count(Metric.RESYNC, cause)
@@ -481,13 +607,20 @@ class MirrorProtocol:
             self._publish()
 
     def _on_tick(self, now: float) -> None:
+        if self.phase is Phase.VERIFYING and now >= self._verify_deadline:
+            self._note("info", "sie-config's epoch did not come in time to judge the held "
+                               "deltas: resyncing")
+            self._want_fetch("unverified", now)
         if self.phase is Phase.OWED and now >= self._due:
             self._start_fetch(now)
         if self._expected is not None and now >= self._expected[1]:
             expected, _at = self._expected
             self._expected = None
-            if not self.syncing and (self.position.generation != expected.generation
-                                     or self.position.epoch < expected.epoch):
+            if (not self.syncing and (self.position.generation != expected.generation
+                                      or self.position.epoch < expected.epoch)
+                    and not (self.scope.bundle is not None and self._catches_up(expected))):
+                # (a worker whose own deltas arrived meanwhile may now hold sie-config's hash
+                # for its bundle: the rest of the way was other bundles' writes)
                 self._note("info", f"sie-config was at epoch {expected.epoch}; still at local "
                                    f"{self._where()}: resyncing")
                 if self.scope.can_resync:
@@ -535,9 +668,21 @@ class MirrorProtocol:
                            f"{snapshot.generation or '-'}, hash {own[:12]}")
         self._publish()
         self._replay(snapshot, now)
+        self._after_question(now)
+
+    def _after_question(self, now: float, answer: EpochObserved | None = None) -> None:
+        """A snapshot or a verify read was dealt with: judge the epoch report that waited, then
+        the read's own (the newest), then a buffer that overflowed meanwhile. A report that
+        waits for a snapshot is judged after it; the read's own is not: a snapshot asked after
+        it answers everything it could (and its agreement must not reset the pacing)."""
         observation, self._observation = self._observation, None
-        if observation is not None and not self.syncing:
-            self._on_observation(observation, now)
+        if observation is not None:
+            if self.syncing:
+                self._observation = observation
+            else:
+                self._on_observation(observation, now)
+        if answer is not None and self.phase is Phase.IDLE:
+            self._on_observation(answer, now)
         if self._overflowed and not self.syncing:
             self._overflowed = False
             self._want_fetch("buffer_overflow", now)
@@ -545,7 +690,9 @@ class MirrorProtocol:
     def _replay(self, snapshot: MirrorSnapshot, now: float) -> None:
         buffered, self._buffer = self._buffer, []
         seen: set[tuple[str, int]] = set()
-        for item in sorted(buffered, key=lambda b: b.delta.epoch):
+        # a delta that carries a hash goes before an unproven copy of its epoch
+        for item in sorted(buffered, key=lambda b: (b.delta.epoch,
+                                                    not b.delta.bundle_config_hash)):
             delta = item.delta
             key = (delta.generation, delta.epoch)
             if key in seen:
@@ -559,6 +706,12 @@ class MirrorProtocol:
                                       f"{delta.generation or '-'}): sie-config, asked after it "
                                       f"arrived, is at epoch {snapshot.epoch} (generation "
                                       f"{snapshot.generation or '-'})")
+                continue
+            if item.before_fetch and delta.epoch <= snapshot.epoch:
+                # the snapshot, asked after it arrived, already holds its epoch: nothing in it
+                # is left to check (else a copy with a bad hash would be held after every fetch)
+                self._count_delta("duplicate" if delta.epoch == snapshot.epoch else "stale",
+                                  delta_kind(delta))
                 continue
             # a fetch started by an earlier item of this replay was sent after all of them
             self._on_delta(delta, now, before_fetch=True)
@@ -593,14 +746,8 @@ class MirrorProtocol:
 
 
 def refuted(delta: ConfigDelta, snapshot: MirrorSnapshot) -> bool:
-    """Does a snapshot taken after `delta` arrived prove it was never written?
-
-    sie-config persists before it publishes, so any answer it gives afterwards reaches the
-    delta's epoch within the delta's generation.
-    """
-    if delta.generation and snapshot.generation and delta.generation != snapshot.generation:
-        return True
-    return delta.epoch > snapshot.epoch
+    """Does a snapshot taken after `delta` arrived prove it was never written?"""
+    return never_written(delta.epoch, delta.generation, snapshot.epoch, snapshot.generation)
 
 
 def last_view(actions: Sequence[Action]) -> MirrorView | None:

@@ -49,6 +49,57 @@ def judge_delta(position: MirrorPosition, epoch: int, generation: str) -> DeltaV
     return DeltaVerdict.GAP
 
 
+def never_written(epoch: int, generation: str, source_epoch: int, source_generation: str) -> bool:
+    """Does sie-config's position (a snapshot or an epoch read), asked after a delta arrived,
+    prove the delta was never written? sie-config persists before it publishes, so any answer
+    it gives afterwards reaches the delta's epoch within the delta's generation."""
+    if generation and source_generation and generation != source_generation:
+        return True
+    return epoch > source_epoch
+
+
+class HeldVerdict(enum.Enum):
+    """What sie-config's epoch, read after a held delta arrived, makes of it."""
+
+    PROVEN = "proven"          # at its epoch sie-config's hash is the one it leads to: apply
+    CONFIRMED = "confirmed"    # go on as before (a gap fetches; a disagreeing hash fetches)
+    REFUTED = "refuted"        # never written (or not as it says): drop it
+    SUPERSEDED = "superseded"  # sie-config is past it; its own delta of that epoch is in flight
+
+
+def judge_held(verdict: DeltaVerdict, report: EpochReport, *, epoch: int, generation: str,
+               delta_hash: str, result_hash: str, bundle: str) -> HeldVerdict:
+    """Judge a delta that did not prove itself by sie-config's epoch, read after it arrived.
+
+    A report behind the delta's epoch or on another generation refutes it (`never_written`).
+    sie-config hashes every delta it publishes and reports every bundle's hash, so a delta
+    without one is not its. At the delta's epoch the hashes decide (the delta's own hash
+    matching sie-config's while ours does not: sie-config's write on a base we got wrong, which
+    the hash check then fetches). Past it, the next delta cannot be told from a
+    forgery and need not be: sie-config's own delta of that epoch is in flight, and the report
+    is judged next as a poll. A gap or a generation sie-config has reached is fetched: deltas
+    come in order, so one was lost. A report without hashes (an original sie-config) vouches by
+    its epoch alone. `result_hash`: our hash of `bundle` with the delta applied (a duplicate:
+    as we stand).
+    """
+    if never_written(epoch, generation, report.epoch, report.generation):
+        return HeldVerdict.REFUTED
+    remote = report.bundle_config_hashes.get(bundle) if bundle else None
+    if not remote:
+        return HeldVerdict.CONFIRMED
+    if not delta_hash:
+        return HeldVerdict.REFUTED
+    if verdict in (DeltaVerdict.GAP, DeltaVerdict.GENERATION):
+        if report.epoch > epoch or delta_hash == remote:
+            return HeldVerdict.CONFIRMED
+        return HeldVerdict.REFUTED
+    if report.epoch > epoch:
+        return HeldVerdict.SUPERSEDED
+    if result_hash == remote:
+        return HeldVerdict.PROVEN
+    return HeldVerdict.CONFIRMED if delta_hash == remote else HeldVerdict.REFUTED
+
+
 def hash_agrees(expected: str, own: str) -> bool:
     """After applying a delta: does our hash match the producer's? An empty one is not checked."""
     return not expected or expected == own

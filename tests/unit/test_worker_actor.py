@@ -15,13 +15,15 @@ from sie_actors.seed import load_seed
 from sie_config.state import ConfigState
 from sie_worker.catalog import load_catalog
 from sie_actors.actors.config_client import ConfigReadError
+from sie_actors.actors.mirror import EpochPollerActor
 from sie_actors.domain.mirror_protocol import (DeltaReceived, EpochObserved, MirrorSnapshot, Pacing,
                                                ResyncRequested)
 from sie_actors.domain.snapshot import parse_bundle_snapshot, registry_from_bundle_snapshot
 from sie_actors.domain.sync import EpochReport, MirrorPosition
 from sie_actors.testing.waiting import wait_for
 from sie_worker.metrics import WorkerMetrics
-from sie_worker.mirror import WorkerViews, bundle_mirror
+from sie_worker.mirror import WorkerMirrorMetrics, WorkerViews, bundle_mirror
+from sie_actors.runtime import Mailbox
 from sie_worker.view import Identity, ViewCell, WorkerView
 from tests.conftest import REPO
 
@@ -79,6 +81,16 @@ class FakeConfig:
                               snapshot.epoch, snapshot.generation, snapshot.bundle_config_hash)
 
 
+@dataclass
+class EpochReader:
+    """The config client's epoch read, answered from the fake sie-config (for the poller)."""
+
+    source: FakeConfig
+
+    async def epoch(self) -> EpochReport:
+        return self.source.info()
+
+
 LOCAL = load_catalog(REPO / "bundles", REPO / "models", "default")
 
 
@@ -93,9 +105,15 @@ class Harness:
         self.cell = ViewCell(WorkerView(identity=Identity(name="t", bundle="default"),
                                         registry=LOCAL.registry, ready=source is None))
         self.views = WorkerViews(self.cell, self.metrics, has_source=source is not None)
+        poller_box = Mailbox(name="poller")
         self.actor = bundle_mirror(self.views, bundle="default", source=source,
                                    trusted=("sie-config",), metrics=self.metrics,
-                                   pacing=Pacing(0.005, 0.02))
+                                   pacing=Pacing(0.005, 0.02), poller=poller_box.ref)
+        # asked polls only (a held delta's verify read): the timer never fires in a test
+        self.poller = EpochPollerActor(
+            self.actor.ref, EpochReader(source), position=self.views.position, interval=3600.0,
+            metrics=WorkerMirrorMetrics(self.metrics),
+            mailbox=poller_box) if source is not None else None
 
     @property
     def view(self) -> WorkerView:
@@ -120,6 +138,8 @@ async def harness_factory(nursery):
     async def make(source: FakeConfig | None) -> Harness:
         h = Harness(source)
         await nursery.start(h.actor.run)
+        if h.poller is not None:
+            await nursery.start(h.poller.run)
         return h
     return make
 
@@ -219,11 +239,25 @@ async def test_hash_mismatch_after_apply_resyncs(harness_factory):
     source = FakeConfig()
     h = await harness_factory(source)
     await h.until(lambda: h.view.ready)
+    # the worker's copy has drifted: sie-config holds a model it never heard of
+    source.registry, _plan = source.registry.append(parse_model_yaml(doc("m/unheard")))
+    good = source.write("m/one")     # sie-config's delta, with sie-config's hash
+    await h.tell(arrived(good))
+    await h.until(lambda: h.count("sie_worker_resyncs_total", cause="hash_mismatch") == 1)
+    await h.until(lambda: not h.view.syncing and h.view.bundle_config_hash == source.hash)
+    assert h.count("sie_worker_deltas_total", result="held") == 1 and source.fetches == 2
+
+
+async def test_a_wrong_hash_on_content_sie_config_confirms_costs_no_resync(harness_factory):
+    source = FakeConfig()
+    h = await harness_factory(source)
+    await h.until(lambda: h.view.ready)
     good = source.write("m/one")
     await h.tell(arrived(ConfigDelta(**{**good.__dict__, "bundle_config_hash": "0" * 64})))
-    await h.until(lambda: h.count("sie_worker_resyncs_total", cause="hash_mismatch") == 1)
-    await h.until(lambda: not h.view.syncing)
-    assert h.view.bundle_config_hash == source.hash and source.fetches == 2
+    await h.until(lambda: h.view.epoch == 1)
+    assert h.view.bundle_config_hash == source.hash and source.fetches == 1
+    assert h.count("sie_worker_epoch_polls_total", trigger="verify", result="ok") == 1
+    assert h.count("sie_worker_resyncs_total", cause="hash_mismatch") == 0
 
 
 async def test_generation_change_resyncs(harness_factory):
