@@ -8,17 +8,24 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .adapters.base import EmbeddingAdapter, LoadSpec
+from .adapters.base import AdapterFactory, EmbeddingAdapter, LoadSpec
 from .adapters.registry import adapter_factory
-from .profile import resolve_profile
+from .profile import ResolvedProfile, resolve_profile
 from .weights import resolve_weights
+
+
+def check_servable(config: Mapping[str, Any], profile: str = "default"
+                   ) -> tuple[ResolvedProfile, AdapterFactory]:
+    """The steps of a load that need no I/O (the profile, an adapter this worker has), or
+    ``ModelLoadFailed``: cheap enough to ask of every model of a bundle before preloading it."""
+    resolved = resolve_profile(config, profile)
+    return resolved, adapter_factory(resolved.adapter_path)
 
 
 def load_adapter(config: Mapping[str, Any], *, profile: str = "default",
                  threads: int | None = None,
                  environ: Mapping[str, str] | None = None) -> EmbeddingAdapter:
-    resolved = resolve_profile(config, profile)
-    factory = adapter_factory(resolved.adapter_path)
+    resolved, factory = check_servable(config, profile)
     location = resolve_weights(config, environ=environ)
     max_len = config.get("max_sequence_length")
     spec = LoadSpec(model_id=str(config.get("sie_id") or config.get("hf_id")),

@@ -1,14 +1,16 @@
 """The worker's loaded models: one `ModelHost` per model id, started lazily or by preload.
 
 A host is started the first time a work item or (with preload) a config names its model, and
-kept; its load runs on the host's own thread. When a load settles, `on_change` is called so the
-worker's status frames report the new `loaded_models` at once, and the load time or failure is
-counted per model.
+kept; its load runs on the host's own thread. Loads take turns (one `load_slot` per worker):
+building several graphs at once on a few cores would only slow each of them and add their peak
+memory together. When a load settles, `on_change` is called so the worker's status frames report
+the new `loaded_models` at once, and the load time or failure is counted per model.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from functools import partial
 from typing import Callable
 
@@ -30,13 +32,18 @@ class ModelHosts:
         self._metrics = metrics
         self._threads = threads
         self._hosts: dict[str, ModelHost] = {}
+        self._load_slot = threading.Semaphore(1)
+
+    def has(self, model_id: str) -> bool:
+        return model_id in self._hosts
 
     def host(self, entry: ModelEntry) -> ModelHost:
         """The model's host, started now if it has none."""
         host = self._hosts.get(entry.model_id)
         if host is None:
             host = ModelHost(entry.model_id, partial(load_adapter, entry.config,
-                                                     threads=self._threads))
+                                                     threads=self._threads),
+                             load_slot=self._load_slot)
             self._hosts[entry.model_id] = host
             host.start()
             self._nursery.start_soon(self._watch, host)

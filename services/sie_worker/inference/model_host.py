@@ -12,6 +12,7 @@ States: ``loading`` → ``loaded`` | ``failed`` (terminal, keeps the ``ModelLoad
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -52,7 +53,8 @@ _STOP = object()
 
 class ModelHost:
     def __init__(self, model_id: str, loader: Callable[[], EmbeddingAdapter], *,
-                 max_pending: int = DEFAULT_MAX_PENDING) -> None:
+                 max_pending: int = DEFAULT_MAX_PENDING,
+                 load_slot: threading.Semaphore | None = None) -> None:
         self.model_id = model_id
         self.max_pending = max_pending
         self.state = LOADING
@@ -61,6 +63,7 @@ class ModelHost:
         self.adapter: EmbeddingAdapter | None = None
         self.thread_id: int | None = None
         self._loader = loader
+        self._load_slot = load_slot
         self._jobs: queue.Queue = queue.Queue()
         self._pending = 0
         self._settled = trio.Event()
@@ -150,7 +153,8 @@ class ModelHost:
         self.thread_id = threading.get_ident()
         start = time.perf_counter()
         try:
-            adapter = self._loader()
+            with self._load_slot or contextlib.nullcontext():
+                adapter = self._loader()
             error = None
         except ModelLoadFailed as exc:
             adapter, error = None, exc
@@ -158,6 +162,8 @@ class ModelHost:
             adapter = None
             error = ModelLoadFailed(f"cannot load {self.model_id!r}: {type(exc).__name__}: {exc}")
         self._deliver(self._loaded, adapter, error, time.perf_counter() - start)
+        if adapter is None:
+            return   # a failed host answers from its kept error; no job ever waits for it
         while True:
             job = self._jobs.get()
             if job is _STOP:

@@ -6,8 +6,12 @@ Supervised as one child of the worker's tree; loaded models are published in the
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import trio
 
+from sie_actors.inference.errors import ModelLoadFailed
+from sie_actors.inference.loading import check_servable
 from sie_actors.nats.link import NatsLink
 
 from ..view import ViewCell
@@ -16,12 +20,28 @@ from .hosts import ModelHosts
 
 
 async def preload(cell: ViewCell, hosts: ModelHosts) -> None:
-    """Start a host for every model of the bundle as its config arrives."""
-    seen = None
+    """Start a host for each model of the bundle this worker can serve, as its config arrives.
+
+    A model it cannot serve (no default profile, an adapter this worker does not have) is left
+    for a request to name; that request gets the terminal MODEL_LOAD_FAILED. Preloading it would
+    spend a thread and a status frame on a known failure, for every such model of the bundle.
+    Each config is judged once: the registry shares unchanged configs between snapshots."""
+    seen, registry = None, None
+    judged: dict[str, Mapping[str, Any]] = {}
     while True:
         view = await cell.wait_changed(seen)
         seen = view
+        if view.registry is registry:
+            continue                   # only loaded_models or readiness changed
+        registry = view.registry
         for entry in view.models:
+            if hosts.has(entry.model_id) or judged.get(entry.model_id) is entry.config:
+                continue
+            judged[entry.model_id] = entry.config
+            try:
+                check_servable(entry.config)
+            except ModelLoadFailed:
+                continue
             hosts.host(entry)
 
 
@@ -31,7 +51,9 @@ async def run_inference(link: NatsLink, cell: ViewCell, consumer_settings: Consu
     task_status.started()
     async with trio.open_nursery() as nursery:
         def publish_loaded() -> None:
-            cell.publish(cell.current.evolve(loaded_models=hosts.loaded()))
+            loaded = hosts.loaded()
+            if loaded != cell.current.loaded_models:
+                cell.publish(cell.current.evolve(loaded_models=loaded))
 
         hosts = ModelHosts(nursery, publish_loaded, metrics, threads=threads)
         try:
