@@ -40,6 +40,17 @@ class Quiet:
         pass
 
 
+async def started_poller(nursery, reader: "Reader", interval: float
+                         ) -> tuple[Mailbox, Mailbox, "Reader"]:
+    """A poller at local epoch 2 of generation g1, reading through `reader`; its mirror's and its
+    own mailbox."""
+    mirror, box = Mailbox(name="mirror"), Mailbox(name="poller")
+    poller = EpochPollerActor(mirror.ref, reader, position=lambda: MirrorPosition(2, "g1"),
+                              interval=interval, metrics=Quiet(), mailbox=box)
+    await nursery.start(poller.run)
+    return mirror, box, reader
+
+
 async def observed(mirror: Mailbox, count: int) -> list[EpochObserved]:
     receive = mirror.attach()
     got = []
@@ -66,12 +77,7 @@ async def test_an_asked_poll_queued_before_a_timer_poll_is_answered(nursery):
 
 async def test_a_failed_routine_read_is_retried_and_its_answer_says_recovered(nursery,
                                                                            autojump_clock):
-    mirror = Mailbox(name="mirror")
-    box = Mailbox(name="poller")
-    reader = Reader(failures=4)
-    poller = EpochPollerActor(mirror.ref, reader, position=lambda: MirrorPosition(2, "g1"),
-                              interval=3600.0, metrics=Quiet(), mailbox=box)
-    await nursery.start(poller.run)
+    mirror, box, reader = await started_poller(nursery, Reader(failures=4), 3600.0)
     start = trio.current_time()
     await box.ref.tell(PollNow("timer"))
     await box.ref.tell(PollNow("verify", 9))  # asked while sie-config is away
@@ -86,11 +92,6 @@ async def test_a_poller_polling_more_often_than_its_retry_bound_still_retries(nu
                                                                             autojump_clock):
     """A 0.1 s poll interval (tests, tight deployments) once made the retry backoff invalid
     (initial above maximum): the poller could not even be built."""
-    mirror = Mailbox(name="mirror")
-    box = Mailbox(name="poller")
-    reader = Reader(failures=2)
-    poller = EpochPollerActor(mirror.ref, reader, position=lambda: MirrorPosition(2, "g1"),
-                              interval=0.1, metrics=Quiet(), mailbox=box)
-    await nursery.start(poller.run)
+    mirror, box, reader = await started_poller(nursery, Reader(failures=2), 0.1)
     [first] = await observed(mirror, 1)
     assert first.trigger == "recovered" and reader.reads >= 3

@@ -81,13 +81,15 @@ async def test_loading_is_off_trio_and_reported_as_model_loading():
     await host.aclose()
 
 
-async def test_load_failure_is_terminal_and_kept():
+async def test_load_failure_is_terminal_and_kept_without_a_thread():
     def missing():
         raise ModelLoadFailed("weights for 'org/m' not found; looked in X")
 
     host = ModelHost("org/m", missing)
     host.start()
     assert await host.wait_settled() == FAILED
+    # a failed host answers from its kept error: its thread is gone, not parked for jobs
+    await wait_for(lambda: not host._thread.is_alive(), 5, "the failed host's thread ended")
     for _ in range(2):
         with pytest.raises(ModelLoadFailed, match="looked in X") as err:
             await host.encode(["a"])
