@@ -131,8 +131,7 @@ class EncodeRoute:
     Why framework-free: the route has two doors that must answer alike. A request with a
     `Content-Length` within the limit comes through `FastReads`'s POST door (hypercorn → this,
     without Quart's per-request machinery, which cost about as much as the route's own work);
-    anything else (a chunked body, an oversized one, several `Authorization` headers) comes
-    through the Quart route, whose body limits and framework errors stay Quart's.
+    a chunked or oversized body comes through the Quart route, whose body limits stay Quart's.
     """
 
     def __init__(self, cell: MirrorCell, tokens: Tokens, metrics: GatewayMetrics,

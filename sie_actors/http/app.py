@@ -60,6 +60,11 @@ def raw_response(data: bytes, status: int = 200, content_type: str = JSON) -> Re
     return Response(data, status=status, content_type=content_type)
 
 
+def internal_error_detail(exc: Exception) -> dict[str, str]:
+    """The 500's detail: the safety net's, never a design path (every bad input has its 4xx)."""
+    return {"error": "internal_error", "message": f"Unexpected {type(exc).__name__}; see logs."}
+
+
 def error_response(status: int, detail: Any) -> Response:
     return json_response({"detail": detail}, status)
 
@@ -117,8 +122,7 @@ def create_app(name: str, metrics: ServiceMetrics, *,
     @app.errorhandler(Exception)
     async def on_unexpected(exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, {"error": "internal_error",
-                                    "message": f"Unexpected {type(exc).__name__}; see logs."})
+        return error_response(500, internal_error_detail(exc))
 
     @app.before_request
     async def start_timer() -> None:

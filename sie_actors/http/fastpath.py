@@ -24,12 +24,15 @@ Install with `app.asgi_app = FastReads(app.asgi_app, ...)`, Quart's documented m
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
+import orjson
 from werkzeug.datastructures import Headers
 
+from sie_actors.http.app import internal_error_detail
 from sie_actors.http.auth import Tokens, check_read
 from sie_actors.http.metrics import ServiceMetrics
 
@@ -39,6 +42,8 @@ ASGIApp = Callable[[dict, Callable, Callable], Awaitable[None]]
 Handler = Callable[[str], "bytes | None"]
 
 JSON = b"application/json"
+
+log = logging.getLogger("sie_actors.http")
 
 
 @dataclass(frozen=True)
@@ -153,7 +158,11 @@ class FastReads:
                 break
         headers = Headers([(k.decode("latin1"), v.decode("latin1"))
                            for k, v in scope["headers"]])
-        answer = await handler(rest, headers, bytes(body))
+        try:
+            answer = await handler(rest, headers, bytes(body))
+        except Exception as exc:  # the same safety net as the Quart app's: a JSON 500, logged
+            log.exception("unhandled error on POST %s", path)
+            answer = Answer(500, orjson.dumps({"detail": internal_error_detail(exc)}))
         await send({"type": "http.response.start", "status": answer.status,
                     "headers": [(b"content-type", answer.content_type.encode("latin1")),
                                 (b"content-length", str(len(answer.body)).encode()),

@@ -3,6 +3,7 @@ status, body, content headers and request metrics; everything but their 200 fall
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from sie_actors.domain.sync import MirrorPosition
@@ -161,6 +162,8 @@ async def test_post_door_takes_bodies_within_the_limit_and_leaves_the_rest_to_th
         to_app.append(scope["path"])
 
     async def handler(rest, headers, body):
+        if rest == "boom":
+            raise RuntimeError("a bug")
         return Answer(201, rest.encode() + b"|" + body, "text/plain",
                       (("x-seen", headers.get("X-In", "")),))
 
@@ -184,6 +187,11 @@ async def test_post_door_takes_bodies_within_the_limit_and_leaves_the_rest_to_th
         to_app.clear()
         assert await _asgi(fast, path, headers, [{"type": "http.request", "body": b"x"}]) == []
         assert to_app == [path], (path, headers)
+    # a bug in the handler: the Quart app's safety net, a JSON 500 (never a design path)
+    sent = await _asgi(fast, "/p/boom", [(b"content-length", b"1")],
+                       [{"type": "http.request", "body": b"x"}])
+    assert sent[0]["status"] == 500
+    assert orjson.loads(sent[1]["body"])["detail"]["error"] == "internal_error"
     # a client that leaves before its body arrives gets no answer, and nothing is counted twice
     assert await _asgi(fast, "/p/a", [(b"content-length", b"5")], []) == []
     assert requests_counted(metrics)[("POST", "/p/<path:x>", "201")] == 1
