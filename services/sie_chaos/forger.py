@@ -11,9 +11,9 @@ mirrors must survive what such a publisher sends. For the length of the fault, i
     malformed_json    bytes that are not a delta at all
     malformed_yaml    a well-formed delta whose `model_config` is not a model document
 
-A forged model may be visible on a replica for a moment (it applied as `epoch + 1`), but must be
-gone once the mirrors consult sie-config: the checker's invariants (no unexpected model at the
-end, every replica equal to sie-config) cover it. The epochs forged at `epoch + 1` are recorded,
+A mirror holds a delta that does not prove itself with its bundle hash until one read of
+sie-config's epoch judges it, so a forged model should never show; the checker's invariants (no
+unexpected model at the end, every replica equal to sie-config) are what holds it to that. The epochs forged at `epoch + 1` are recorded,
 so the checker does not count a replica healing back from one as an epoch regression.
 """
 
