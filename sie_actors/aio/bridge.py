@@ -131,14 +131,6 @@ class AsyncioBridge:
     # ---- asyncio -> trio (awaited on the loop) --------------------------------------------
     async def call_trio(self, async_fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run trio's `async_fn(*args)` in the trio run that opened the bridge; await it here."""
-        return await self._to_trio(None, async_fn, args)
-
-    def feed(self, channel: trio.MemorySendChannel, window: int = 256) -> "ChannelFeed":
-        """A way to put items into a trio memory channel from the loop (see `ChannelFeed`)."""
-        return ChannelFeed(self, channel, window)
-
-    async def _to_trio(self, fast: Callable[[], outcome.Outcome | None] | None,
-                       async_fn: Callable[..., Awaitable[Any]], args: tuple) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
         scopes: dict[str, Any] = {}  # touched only on the trio thread
@@ -173,11 +165,6 @@ class AsyncioBridge:
             if self._closed:
                 settle_from_trio(outcome.Error(BridgeClosed("the asyncio bridge is closed")))
                 return
-            if fast is not None:
-                result = fast()
-                if result is not None:
-                    settle_from_trio(result)
-                    return
             try:
                 trio.lowlevel.spawn_system_task(in_trio, name=async_fn)
             except RuntimeError as exc:  # the trio run is ending: "Nursery is closed"
@@ -202,6 +189,10 @@ class AsyncioBridge:
             except trio.RunFinishedError:
                 pass
             raise
+
+    def feed(self, channel: trio.MemorySendChannel, window: int = 256) -> "ChannelFeed":
+        """A way to put items into a trio memory channel from the loop (see `ChannelFeed`)."""
+        return ChannelFeed(self, channel, window)
 
     def _close(self) -> None:
         self._closed = True

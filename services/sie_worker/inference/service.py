@@ -34,10 +34,11 @@ async def preload(cell: ViewCell, hosts: ModelHosts) -> None:
         if view.registry is registry:
             continue                   # only loaded_models or readiness changed
         registry = view.registry
+        before, judged = judged, {}          # models removed since are forgotten
         for entry in view.models:
-            if hosts.has(entry.model_id) or judged.get(entry.model_id) is entry.config:
-                continue
             judged[entry.model_id] = entry.config
+            if hosts.has(entry.model_id) or before.get(entry.model_id) is entry.config:
+                continue
             try:
                 check_servable(entry.config)
             except ModelLoadFailed:
