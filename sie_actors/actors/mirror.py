@@ -18,6 +18,7 @@ loses no state that readers have seen.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Callable, Protocol
@@ -30,7 +31,7 @@ from sie_actors.domain.mirror_protocol import (Count, DeltaReceived, EpochObserv
                                                SnapshotFailed, SnapshotFetched, Tick, Wake)
 from sie_actors.domain.sync import MirrorPosition
 from sie_actors.nats.link import NatsLink
-from sie_actors.runtime import Actor, ActorRef, Backoff
+from sie_actors.runtime import Actor, ActorRef, Backoff, MailboxFull
 
 from .config_client import ConfigClient, ConfigReadError, SnapshotSource
 
@@ -163,10 +164,11 @@ class EpochPollerActor(Actor):
     async def handle(self, message) -> object:
         if not isinstance(message, PollNow):
             raise TypeError(f"poller: unexpected message {message!r}")
-        if self.ref.mailbox.pending and message.trigger == "timer":
+        if self.ref.mailbox.pending and message.trigger == "timer" and not self._failing:
             # another poll is queued right behind this one: let it do the work. Never skip an
             # asked poll: the mirror waits for the answer with that trigger (a held delta's
-            # "verify" read, the check after a reconnect)
+            # "verify" read, the check after a reconnect). Nor a routine one after failures: its
+            # answer is the "recovered" the mirror must hear
             return None
         held = self.position()
         try:
@@ -180,11 +182,20 @@ class EpochPollerActor(Actor):
             return None
         self._retry.reset()
         trigger = message.trigger
-        if self._failing and trigger == "timer":
-            trigger = "recovered"
-        self._failing = False
+        if trigger == "timer":
+            # the first routine answer after failures says so, even when an asked read's retry
+            # got through first (that answer keeps its own trigger: the mirror waits for it)
+            if self._failing:
+                trigger = "recovered"
+            self._failing = False
         self.metrics.poll(trigger, "ok")
         await self.mirror.tell(EpochObserved(report, held, trigger, message.ask))
+        if self._failing and not self._routine_retry:
+            # an asked read got through after failures and no routine retry is on its way:
+            # ask for the routine read whose answer says "recovered" (never waiting on our own
+            # mailbox: a full one already holds polls)
+            with contextlib.suppress(MailboxFull):
+                self.ref.tell_nowait(PollNow("timer"))
         return None
 
     def _retry_soon(self, message: PollNow) -> None:
