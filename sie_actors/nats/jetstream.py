@@ -14,9 +14,10 @@ reconnect and whenever JetStream says the stream is missing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import nats.errors
 import nats.js.errors
@@ -29,6 +30,7 @@ from sie_actors.inference import wire
 from sie_actors.nats.link import NatsLink, NotConnected
 
 log = logging.getLogger("sie_actors.nats.jetstream")
+T = TypeVar("T")
 
 STREAM_MAX_AGE_S = 60.0
 STREAM_MAX_MSGS = 100_000
@@ -102,13 +104,17 @@ class PullConsumer:
         self.link = link
         self._handle = handle
 
-    async def fetch(self, batch: int, timeout: float) -> list[Delivery]:
-        """Up to `batch` messages; an empty list when none came within `timeout`."""
+    async def fetch_and_start(self, batch: int, timeout: float,
+                              start: Callable[[list[Delivery]], T] | None
+                              ) -> tuple[list[Delivery], T | None]:
+        """Up to `batch` messages (none when none came within `timeout`), and what
+        `start(deliveries)` returned, called on the loop's thread the moment they arrive (before
+        trio hears of them): the worker's fast lane hands a batch to its model from there, one
+        thread hop earlier. `start` must not block."""
         try:
-            found = await self.link.run_with_client(_fetch, self._handle, batch, timeout)
+            return await self.link.run_with_client(_fetch, self._handle, batch, timeout, start)
         except (NotConnected, nats.errors.Error, TimeoutError) as exc:
             raise QueueUnavailable(f"fetch failed: {exc!r}") from None
-        return [Delivery(data, delivered, msg) for data, delivered, msg in found]
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         await self._each(deliveries, "ack")
@@ -128,11 +134,14 @@ class PullConsumer:
             return False
 
     def reply_and_ack_from_thread(self, replies: Sequence[tuple[str, bytes]],
-                                  deliveries: Sequence[Delivery]) -> bool:
+                                  deliveries: Sequence[Delivery],
+                                  after: Callable[[], None] | None = None) -> bool:
         """`reply_and_ack` started from a model host's thread, not awaited (see
-        `NatsLink.start_from_thread`); False when it could not even be started."""
+        `NatsLink.start_from_thread`); False when it could not even be started. `after()` runs
+        on the loop once the sends are handed to the connection's writer (also when they
+        failed): the host's way to wake trio only then."""
         return self.link.start_from_thread(_reply_and_ack, tuple(replies),
-                                           [d.handle for d in deliveries])
+                                           [d.handle for d in deliveries], after)
 
     async def term(self, deliveries: Sequence[Delivery]) -> None:
         await self._each(deliveries, "term")
@@ -182,21 +191,35 @@ async def _pull_subscribe(client, pool: str, durable: str, ack_wait: float, max_
                                    stream=wire.stream_name(pool), config=config)
 
 
-async def _fetch(_client, handle, batch: int, timeout: float) -> list[tuple[bytes, int, Any]]:
+async def _fetch(_client, handle, batch: int, timeout: float,
+                 start: Callable[[list[Delivery]], Any] | None) -> tuple[list[Delivery], Any]:
     try:
         msgs = await handle.fetch(batch, timeout=timeout)
     except (nats.errors.TimeoutError, TimeoutError):
         # "no message within timeout": nats-py raises its own TimeoutError for the server's
         # 408, and asyncio's (the builtin) when its own wait runs out first
-        return []
-    return [(m.data, m.metadata.num_delivered, m) for m in msgs]
+        return [], None
+    deliveries = [Delivery(m.data, m.metadata.num_delivered, m) for m in msgs]
+    if start is None or not deliveries:
+        return deliveries, None
+    try:
+        return deliveries, start(deliveries)
+    except Exception:  # a fast-lane bug must not lose the batch: trio takes it the usual way
+        log.exception("starting a fetched batch on the loop failed")
+        return deliveries, None
 
 
-async def _reply_and_ack(client, replies: tuple[tuple[str, bytes], ...], msgs: list) -> None:
-    for subject, data in replies:
-        await client.publish(subject, data)
-    for msg in msgs:
-        await msg.ack()
+async def _reply_and_ack(client, replies: tuple[tuple[str, bytes], ...], msgs: list,
+                         after: Callable[[], None] | None = None) -> None:
+    try:
+        for subject, data in replies:
+            await client.publish(subject, data)
+        for msg in msgs:
+            await msg.ack()
+    finally:
+        if after is not None:
+            # after what the publishes queued (the writer's wake-up): the bytes go out first
+            asyncio.get_running_loop().call_soon(after)
 
 
 async def _call_each(_client, msgs: list, method: str, args: tuple) -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import trio
+import trio.testing
 
 from sie_actors.inference import wire
 from sie_actors.inference.errors import ModelLoadFailed
 from sie_actors.inference.wire import WorkItem
+from sie_actors.testing.waiting import wait_for
 from sie_worker.inference.encode_items import encode_items
 from sie_worker.inference.model_host import ModelHost
 from tests.unit.test_worker_model_host import FakeAdapter, started_host
@@ -106,9 +109,12 @@ async def test_send_now_gets_each_batch_on_the_host_thread_and_errors_stay_for_t
     host = await started_host(RecordingAdapter())
     calls: list[tuple[int, list[int]]] = []
 
-    def send_now(results):
+    def send_now(results, wake):
         calls.append((threading.get_ident(), [r.item_index for r in results]))
-        return len(calls) == 1          # takes the first batch, refuses the second
+        if len(calls) == 1:             # takes the first batch, refuses the second
+            wake()
+            return True
+        return False
 
     items = [item(0, "aaaa"), item(1, "bbbb"), item(2, "cccc"), item(3, "x", output_types=["sparse"])]
     out = await encode_items(host, items, worker_id="w", max_batch_tokens=8, send_now=send_now)
@@ -116,4 +122,31 @@ async def test_send_now_gets_each_batch_on_the_host_thread_and_errors_stay_for_t
     assert [r.item_index for r in out.sent] == [0, 1]
     assert sorted(r.item_index for r in out.results) == [2, 3]
     assert not next(r for r in out.results if r.item_index == 3).success
+    await host.aclose()
+
+
+async def test_trio_hears_of_a_sent_batch_only_when_send_now_wakes_it():
+    """`send_now` owns the wake-up of a batch it took: the caller waits until it is called (the
+    consumer calls it once the reply is handed to the connection)."""
+    host = await started_host(RecordingAdapter())
+    wakes: list = []
+
+    def send_now(results, wake):
+        wakes.append(wake)
+        return True
+
+    done: list = []
+
+    async def run() -> None:
+        done.append(await encode_items(host, [item(0, "ab")], worker_id="w",
+                                       max_batch_tokens=8, send_now=send_now))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run)
+        await wait_for(lambda: wakes, what="send_now called")
+        await trio.testing.wait_all_tasks_blocked()
+        assert done == []               # computed and handed over, but not woken yet
+        await trio.to_thread.run_sync(wakes[0])
+    [out] = done
+    assert [r.item_index for r in out.sent] == [0] and out.results == []
     await host.aclose()

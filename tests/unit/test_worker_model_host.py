@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import trio.testing
 import pytest
 import trio
 
@@ -186,13 +187,54 @@ async def test_then_runs_on_the_host_thread_before_trio_hears_of_the_result():
     await host.aclose()
 
 
-async def test_a_failing_then_is_an_inference_failure_and_the_host_lives_on():
+@pytest.mark.parametrize("then_wakes", [False, True])
+async def test_a_failing_then_is_an_inference_failure_and_the_host_lives_on(then_wakes):
+    """Also when `then` owned the wake-up (`then_wakes`): failing, it never called it, so the
+    host wakes trio itself."""
     host = await started_host(FakeAdapter())
 
-    def broken(_result):
+    def broken(_result, *_wake):
         raise ValueError("cannot send")
 
     with pytest.raises(InferenceFailed, match="ValueError: cannot send"):
-        await host.encode(["ab"], then=broken)
+        await host.encode(["ab"], then=broken, then_wakes=then_wakes)
     assert (await host.encode(["abc"])).vectors.tolist() == [[3, 0]]
+    await host.aclose()
+
+
+async def test_submit_from_another_thread_then_result_in_trio():
+    """The fast lane's way: a batch submitted from a thread that is not trio's (the NATS
+    loop's), awaited in trio; the pending count is kept across both."""
+    host = await started_host(FakeAdapter())
+    job = await trio.to_thread.run_sync(host.submit, ["abcd"])
+    assert host.pending == 1
+    assert (await host.result(job)).vectors.tolist() == [[4, 0]]
+    assert host.pending == 0
+    await host.aclose()
+
+
+async def test_a_wake_asked_for_inside_then_waits_until_its_followup_is_stored():
+    """`then_wakes`: `then` may wake trio before it has returned (its send finished on another
+    thread first); trio must still see what `then` returned, never a result without it."""
+    host = await started_host(FakeAdapter())
+    woken, proceed = threading.Event(), threading.Event()
+
+    def then(result, wake):
+        wake()
+        woken.set()
+        proceed.wait(10)          # returns once the test has looked at trio
+        return "followup"
+
+    results: list = []
+
+    async def run() -> None:
+        results.append(await host.encode(["ab"], then=then, then_wakes=True))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run)
+        await wait_for(woken.is_set, what="then asked for the wake-up")
+        await trio.testing.wait_all_tasks_blocked()
+        assert results == []      # asked, but `then` has not returned yet
+        proceed.set()
+    assert results[0].followup == "followup"
     await host.aclose()

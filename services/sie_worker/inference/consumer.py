@@ -8,9 +8,11 @@ sending them and its items go to another worker of the pool within `ack_wait`, w
 gateway's 30 s. Results go out and the acks follow on the same connection, in that order, in
 one trip to the asyncio loop (no flush: a dropped connection loses both, and the items come
 back). A computed batch takes that trip straight from the model's host thread, the moment its
-vectors exist: one thread hop instead of two through trio, which on an idle machine costs a
-wake-up of a few hundred microseconds each. Retryable outcomes (loading, host full) are NAKed with their delay; terminal ones
-(weights nowhere, an unsupported item, an unknown model) become error results.
+vectors exist, and a plain fetched batch reaches its host straight from the loop's thread
+(`fast_lane.py`): each trip through trio is a wake-up of a sleeping thread, a few hundred
+microseconds on an idle machine. Retryable outcomes (loading, host full) are NAKed with their
+delay; terminal ones (weights nowhere, an unsupported item, an unknown model) become error
+results.
 
 After a reconnect the consumer is rebuilt: a restarted nats-server has lost the memory stream.
 """
@@ -27,11 +29,12 @@ from sie_actors.domain.registry import Registry
 from sie_actors.inference import wire
 from sie_actors.inference.errors import ModelLoadFailed
 from sie_actors.inference.profile import resolve_profile
-from sie_actors.inference.wire import WorkItem, WorkResult
+from sie_actors.inference.wire import WorkItem
 from sie_actors.nats.jetstream import Delivery, PullConsumer, QueueUnavailable, WorkQueue
 from sie_actors.nats.link import NatsLink
 
-from .encode_items import encode_items
+from .encode_items import EncodeOutcome, encode_items, settle_batch
+from .fast_lane import FastLane, FastStart, Replies
 from .hosts import ModelHosts
 from .model_host import LOADING
 
@@ -86,12 +89,35 @@ class WorkConsumer:
                 nursery.cancel_scope.cancel()
 
     async def _pull(self, consumer: PullConsumer) -> None:
+        s = self.settings
+        lane = FastLane(consumer, self.hosts, self.registry, bundle=s.bundle,
+                        worker_id=s.worker_id)
         while True:
-            deliveries = await consumer.fetch(self.settings.fetch_batch, timeout=1.0)
+            deliveries, fast = await consumer.fetch_and_start(s.fetch_batch, 1.0, lane.start)
             if deliveries:
-                await self.handle(consumer, deliveries)
+                await self.handle(consumer, deliveries, fast)
 
-    async def handle(self, consumer: PullConsumer, deliveries: list[Delivery]) -> None:
+    async def handle(self, consumer: PullConsumer, deliveries: list[Delivery],
+                     fast: FastStart | None = None) -> None:
+        """Serve one fetched batch; `fast`: the fast lane already started it on its host."""
+        items = fast.pairs if fast is not None else await self._readable(consumer, deliveries)
+        unsettled = {id(d): d for _, d in items}
+        self.metrics.inflight_items.inc(len(items))
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._progress, consumer, unsettled)
+                by_model: dict[str, list[tuple[WorkItem, Delivery]]] = {}
+                for pair in items:
+                    by_model.setdefault(pair[0].model_id, []).append(pair)
+                for model_id, group in by_model.items():
+                    await self._serve_model(consumer, model_id, group, unsettled, fast)
+                nursery.cancel_scope.cancel()
+        finally:
+            self.metrics.inflight_items.dec(len(items))
+
+    async def _readable(self, consumer: PullConsumer,
+                        deliveries: list[Delivery]) -> list[tuple[WorkItem, Delivery]]:
+        """The deliveries that are work items we may answer; the others are terminated."""
         items: list[tuple[WorkItem, Delivery]] = []
         for delivery in deliveries:
             try:
@@ -106,19 +132,7 @@ class WorkConsumer:
                 await consumer.term([delivery])
                 continue
             items.append((item, delivery))
-        unsettled = {id(d): d for _, d in items}
-        self.metrics.inflight_items.inc(len(items))
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._progress, consumer, unsettled)
-                by_model: dict[str, list[tuple[WorkItem, Delivery]]] = {}
-                for pair in items:
-                    by_model.setdefault(pair[0].model_id, []).append(pair)
-                for model_id, group in by_model.items():
-                    await self._serve_model(consumer, model_id, group, unsettled)
-                nursery.cancel_scope.cancel()
-        finally:
-            self.metrics.inflight_items.dec(len(items))
+        return items
 
     async def _progress(self, consumer: PullConsumer, unsettled: dict[int, Delivery]) -> None:
         while True:
@@ -127,65 +141,66 @@ class WorkConsumer:
 
     async def _serve_model(self, consumer: PullConsumer, model_id: str,
                            group: list[tuple[WorkItem, Delivery]],
-                           unsettled: dict[int, Delivery]) -> None:
+                           unsettled: dict[int, Delivery], fast: FastStart | None) -> None:
         worker_id = self.settings.worker_id
-        by_id = {item.work_item_id: delivery for item, delivery in group}
-        reply_to = {item.work_item_id: item.reply_subject for item, _ in group}
-        results: list[WorkResult] = []
-        sent: list[WorkResult] = []
+        if fast is not None:          # already on its host (the fast lane): wait for it
+            replies, outcome = fast.replies, EncodeOutcome()
+            await settle_batch(fast.started, worker_id, outcome)
+        else:
+            replies = Replies(consumer, group)
+            outcome = await self._encode_group(model_id, group, replies)
+        await replies.send(outcome.results)
+        for r in outcome.results + outcome.sent:
+            self.metrics.encode_items.labels("ok" if r.success else
+                                             (r.error_code or "error")).inc()
+            unsettled.pop(id(replies.delivery[r.work_item_id]), None)
+        for item, delay in outcome.retry:
+            delivery = replies.delivery[item.work_item_id]
+            await consumer.nak([delivery], delay)
+            unsettled.pop(id(delivery), None)
+            self.metrics.encode_items.labels("retried").inc()
 
-        def send_now(batch: list[WorkResult]) -> bool:   # on the model's host thread
-            return consumer.reply_and_ack_from_thread(
-                [(reply_to[r.work_item_id], r.pack()) for r in batch],
-                [by_id[r.work_item_id] for r in batch])
-
-        retry: list[tuple[WorkItem, float]] = []
+    async def _encode_group(self, model_id: str, group: list[tuple[WorkItem, Delivery]],
+                            replies: Replies) -> EncodeOutcome:
+        worker_id = self.settings.worker_id
+        outcome = EncodeOutcome()
         entry = self.registry().get_model(model_id)
         if entry is None or self.settings.bundle not in entry.bundles:
             for item, delivery in group:
                 if delivery.num_delivered < UNKNOWN_MODEL_REDELIVERIES:
-                    retry.append((item, 1.0))
+                    outcome.retry.append((item, 1.0))
                 else:
-                    results.append(wire.error_result(
+                    outcome.results.append(wire.error_result(
                         item, worker_id, f"model {model_id!r} is not in bundle "
                         f"{self.settings.bundle!r} on this worker", "MODEL_NOT_FOUND"))
-        else:
-            runnable = []
-            for item, _ in group:
-                if item.operation != "encode":
-                    results.append(wire.error_result(
-                        item, worker_id, f"operation {item.operation!r} is not served yet "
-                        "(only encode)", "INVALID_INPUT"))
-                else:
-                    runnable.append(item)
-            if runnable:
-                host = self.hosts.host(entry)
-                if host.state == LOADING:
-                    with trio.move_on_after(self.settings.load_wait_s):
-                        await host.wait_settled()
-                try:
-                    profile = resolve_profile(entry.config, runnable[0].profile_id or "default")
-                    outcome = await encode_items(host, runnable, worker_id=worker_id,
-                                                 max_batch_tokens=profile.max_batch_tokens,
-                                                 send_now=send_now)
-                    results += outcome.results
-                    sent += outcome.sent
-                    retry += outcome.retry
-                except ModelLoadFailed as exc:
-                    results += [wire.error_result(i, worker_id, exc.message, exc.code)
+            return outcome
+        runnable = []
+        for item, _ in group:
+            if item.operation != "encode":
+                outcome.results.append(wire.error_result(
+                    item, worker_id, f"operation {item.operation!r} is not served yet "
+                    "(only encode)", "INVALID_INPUT"))
+            else:
+                runnable.append(item)
+        if not runnable:
+            return outcome
+        host = self.hosts.host(entry)
+        if host.state == LOADING:
+            with trio.move_on_after(self.settings.load_wait_s):
+                await host.wait_settled()
+        try:
+            profile = resolve_profile(entry.config, runnable[0].profile_id or "default")
+            encoded = await encode_items(host, runnable, worker_id=worker_id,
+                                         max_batch_tokens=profile.max_batch_tokens,
+                                         send_now=replies.send_now)
+        except ModelLoadFailed as exc:
+            outcome.results += [wire.error_result(i, worker_id, exc.message, exc.code)
                                 for i in runnable]
-        if results:
-            await consumer.reply_and_ack([(reply_to[r.work_item_id], r.pack()) for r in results],
-                                         [by_id[r.work_item_id] for r in results])
-        for r in results + sent:
-            self.metrics.encode_items.labels("ok" if r.success else
-                                             (r.error_code or "error")).inc()
-            unsettled.pop(id(by_id[r.work_item_id]), None)
-        for item, delay in retry:
-            delivery = by_id[item.work_item_id]
-            await consumer.nak([delivery], delay)
-            unsettled.pop(id(delivery), None)
-            self.metrics.encode_items.labels("retried").inc()
+            return outcome
+        outcome.results += encoded.results
+        outcome.sent += encoded.sent
+        outcome.retry += encoded.retry
+        return outcome
 
 
 async def _cancel_on_next(events: trio.MemoryReceiveChannel[int], scope: trio.CancelScope) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from sie_actors.inference import batching, wire
 from sie_actors.inference.adapters.base import EncodeOptions
@@ -23,9 +23,10 @@ from .model_host import EncodeResult, ModelHost
 SUPPORTED_OUTPUTS = ("dense",)
 
 
-# Called on the model's host thread with a batch's results the moment they exist; True if it
-# took charge of replying to and acking them (the consumer's direct path to NATS).
-SendNow = Callable[[list[WorkResult]], bool]
+# Called on the model's host thread with a batch's results the moment they exist, and `wake`,
+# which tells trio the batch is done; True if it took charge of replying to and acking them
+# (the consumer's direct path to NATS) and of calling `wake` once that is under way.
+SendNow = Callable[[list[WorkResult], Callable[[], None]], bool]
 
 
 @dataclass
@@ -44,7 +45,7 @@ def encode_options(item: WorkItem) -> EncodeOptions:
                          normalize=normalize if isinstance(normalize, bool) else None)
 
 
-def _refusal(item: WorkItem) -> str | None:
+def refusal(item: WorkItem) -> str | None:
     """Why an item can never be encoded here, or ``None``."""
     unsupported = [t for t in (item.output_types or ["dense"]) if t not in SUPPORTED_OUTPUTS]
     if unsupported:
@@ -67,7 +68,7 @@ async def encode_items(host: ModelHost, items: Sequence[WorkItem], *, worker_id:
     outcome = EncodeOutcome()
     runnable: list[WorkItem] = []
     for item in items:
-        why = _refusal(item)
+        why = refusal(item)
         if why is None:
             runnable.append(item)
         else:
@@ -75,25 +76,54 @@ async def encode_items(host: ModelHost, items: Sequence[WorkItem], *, worker_id:
     for group in batching.group(runnable):
         costs = [batching.item_cost(i) for i in group]
         for batch in batching.plan_batches(group, costs, max_batch_tokens, max_batch_requests):
-            await _run_batch(host, batch, worker_id, clock, outcome, send_now)
+            await settle_batch(start_batch(host, batch, worker_id, clock=clock,
+                                           send_now=send_now), worker_id, outcome)
     return outcome
 
 
-async def _run_batch(host: ModelHost, batch: list[WorkItem], worker_id: str,
-                     clock: Callable[[], float], outcome: EncodeOutcome,
-                     send_now: SendNow | None) -> None:
+@dataclass
+class StartedBatch:
+    """A batch handed to its host (``job``), or the error that refused it at once."""
+
+    host: ModelHost
+    batch: list[WorkItem]
+    job: Any = None
+    error: InferenceError | None = None
+
+
+def start_batch(host: ModelHost, batch: list[WorkItem], worker_id: str, *,
+                clock: Callable[[], float] = time.time,
+                send_now: SendNow | None = None) -> StartedBatch:
+    """Hand a batch to its host without waiting; callable from trio or from the NATS loop's
+    thread (the consumer's fast lane). `settle_batch` waits for it in trio."""
     started = clock()
 
-    def finish(result: EncodeResult) -> tuple[list[WorkResult], bool]:   # on the host thread
+    def finish(result: EncodeResult, wake: Callable[[], None]
+               ) -> tuple[list[WorkResult], bool]:                     # on the host thread
         results = [wire.success_result(item, worker_id, wire.dense_payload(vector),
                                        queue_ms=max(0.0, (started - item.timestamp) * 1000.0),
                                        inference_ms=result.inference_ms)
                    for item, vector in zip(batch, result.vectors)]
-        return results, send_now is not None and send_now(results)
+        sent = send_now is not None and send_now(results, wake)
+        if not sent:
+            wake()
+        return results, sent
 
     try:
-        result = await host.encode([i.item["text"] for i in batch], encode_options(batch[0]),
-                                   then=finish)
+        job = host.submit([i.item["text"] for i in batch], encode_options(batch[0]),
+                          then=finish, then_wakes=True)
+    except InferenceError as exc:      # ModelLoadFailed included
+        return StartedBatch(host, batch, error=exc)
+    return StartedBatch(host, batch, job)
+
+
+async def settle_batch(started: StartedBatch, worker_id: str, outcome: EncodeOutcome) -> None:
+    """Wait for a started batch and file its results, retries or errors in `outcome`."""
+    batch = started.batch
+    try:
+        if started.error is not None:
+            raise started.error
+        result = await started.host.result(started.job)
     except ModelLoadFailed as exc:
         outcome.results += [wire.error_result(i, worker_id, exc.message, exc.code) for i in batch]
         return

@@ -49,6 +49,11 @@ class ModelHosts:
             self._nursery.start_soon(self._watch, host)
         return host
 
+    def serving(self, model_id: str) -> ModelHost | None:
+        """The model's host if it is loaded, else None; never starts one (any thread may ask)."""
+        host = self._hosts.get(model_id)
+        return host if host is not None and host.state == LOADED else None
+
     def loaded(self) -> tuple[str, ...]:
         return tuple(sorted(m for m, h in self._hosts.items() if h.state == LOADED))
 

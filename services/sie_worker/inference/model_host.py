@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -41,7 +42,8 @@ class EncodeResult:
 class _Job:
     texts: Sequence[str]
     options: EncodeOptions
-    then: Callable[[EncodeResult], Any] | None = None
+    then: Callable[..., Any] | None = None
+    then_wakes: bool = False
     done: trio.Event = field(default_factory=trio.Event)
     abandoned: bool = False
     result: EncodeResult | None = None
@@ -49,6 +51,30 @@ class _Job:
 
 
 _STOP = object()
+
+
+class _WakeLatch:
+    """A wake-up that `then` may ask for before the host has stored what `then` returned (its
+    send can finish on another thread first): it happens once both are true, never before."""
+
+    def __init__(self, deliver: Callable[[], None]) -> None:
+        self._deliver = deliver
+        self._lock = threading.Lock()
+        self._asked = self._armed = False
+
+    def wake(self) -> None:
+        with self._lock:
+            self._asked = True
+            ready = self._armed
+        if ready:
+            self._deliver()
+
+    def arm(self) -> None:
+        with self._lock:
+            self._armed = True
+            ready = self._asked
+        if ready:
+            self._deliver()
 
 
 class ModelHost:
@@ -66,6 +92,7 @@ class ModelHost:
         self._load_slot = load_slot
         self._jobs: queue.Queue = queue.Queue()
         self._pending = 0
+        self._pending_lock = threading.Lock()
         self._settled = trio.Event()
         self._token: trio.lowlevel.TrioToken | None = None
         self._thread: threading.Thread | None = None
@@ -89,10 +116,24 @@ class ModelHost:
         return self._pending
 
     async def encode(self, texts: Sequence[str], options: EncodeOptions = EncodeOptions(), *,
-                     then: Callable[[EncodeResult], Any] | None = None) -> EncodeResult:
-        """The batch's vectors. `then(result)`, if given, runs on the host thread as soon as
-        they are computed, before trio hears of it, and its return value comes back as
-        `result.followup`: the caller's way to send results on without a trip through trio."""
+                     then: Callable[..., Any] | None = None,
+                     then_wakes: bool = False) -> EncodeResult:
+        """The batch's vectors: `submit` and `result` in one call, from trio."""
+        return await self.result(self.submit(texts, options, then=then, then_wakes=then_wakes))
+
+    def submit(self, texts: Sequence[str], options: EncodeOptions = EncodeOptions(), *,
+               then: Callable[..., Any] | None = None, then_wakes: bool = False) -> "_Job":
+        """Queue a batch for the host thread, from trio or from the NATS loop's thread (the
+        worker's fast lane starts a fetched batch without waking trio); `result` waits for it.
+
+        `then(result)`, if given, runs on the host thread as soon as the vectors are computed,
+        before trio hears of it, and what it returns comes back as `result.followup`: the
+        caller's way to send results on without a trip through trio. With `then_wakes`, it is
+        called as `then(result, wake)` and owns `wake` (call it once, from any thread, when
+        trio may hear of the result): a reply can then leave before trio's bookkeeping
+        competes with it for the interpreter. If `then` raises, the host wakes trio itself.
+        Raises `ModelLoading`, the kept `ModelLoadFailed`, `ModelUnloaded` or `QueueFull` at
+        once."""
         if self.state == LOADING:
             raise ModelLoading(f"model {self.model_id!r} is loading")
         if self.state == FAILED:
@@ -100,19 +141,25 @@ class ModelHost:
             raise self.load_error
         if self.state == CLOSED:
             raise ModelUnloaded(f"model {self.model_id!r} is not loaded")
-        if self._pending >= self.max_pending:
-            raise QueueFull(f"model {self.model_id!r} already has {self._pending} batches "
-                            "waiting")
-        job = _Job(list(texts), options, then)
-        self._pending += 1
+        with self._pending_lock:
+            if self._pending >= self.max_pending:
+                raise QueueFull(f"model {self.model_id!r} already has {self._pending} batches "
+                                "waiting")
+            self._pending += 1
+        job = _Job(list(texts), options, then, then_wakes)
         self._jobs.put(job)
+        return job
+
+    async def result(self, job: "_Job") -> EncodeResult:
+        """Wait in trio for a submitted batch; its result, or the error it ended with."""
         try:
             await job.done.wait()
         except BaseException:
             job.abandoned = True      # the thread skips it if it has not started it yet
             raise
         finally:
-            self._pending -= 1
+            with self._pending_lock:
+                self._pending -= 1
         if job.error is not None:
             raise job.error
         assert job.result is not None
@@ -177,6 +224,12 @@ class ModelHost:
                 try:
                     vectors = adapter.encode(job.texts, job.options)
                     job.result = EncodeResult(vectors, (time.perf_counter() - t0) * 1000.0)
+                    if job.then is not None and job.then_wakes:
+                        latch = _WakeLatch(partial(self._deliver, job.done.set))
+                        job.result = replace(job.result, followup=job.then(job.result,
+                                                                            latch.wake))
+                        latch.arm()           # trio hears of it when `then` says so
+                        continue
                     if job.then is not None:
                         job.result = replace(job.result, followup=job.then(job.result))
                 except InferenceError as exc:
