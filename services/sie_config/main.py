@@ -30,6 +30,7 @@ from sie_actors.seed import load_seed
 from sie_actors.store import ConfigStore, StoreUnavailable
 from sie_actors.actors.publisher import PublisherActor
 
+from sie_config.delta_log import DeltaLog
 from sie_config.idempotency import WriterMemory
 from sie_config.metrics import ConfigMetrics
 from sie_config.routes import mount
@@ -93,9 +94,11 @@ async def run_service(settings: ConfigSettings, shutdown: trio.Event, *,
             return initial_state(settings, store)
 
     state = await trio.to_thread.run_sync(load)
-    cell = StateCell(state)
+    cell = StateCell(state, DeltaLog(state.epoch, state.generation,
+                                     max_epochs=settings.delta_log_epochs,
+                                     max_bytes=settings.delta_log_bytes))
     metrics = ConfigMetrics()
-    metrics.on_state(state)
+    metrics.on_state(state, cell.log.statistics())
     memory = WriterMemory(settings.idempotency_memory)
 
     children: list[ChildSpec] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sie_actors.http.metrics import ServiceMetrics
 
+from sie_config.delta_log import DeltaLogStats
 from sie_config.state import ConfigState
 
 
@@ -23,7 +24,17 @@ class ConfigMetrics(ServiceMetrics):
         self.store_writes = self.counter("store_writes", "Config store writes",
                                          ("op", "result"))
 
-    def on_state(self, state: ConfigState) -> None:
+        self.delta_log_epochs = self.gauge(
+            "delta_log_epochs", "Epochs held in the delta log that mirrors catch up from")
+        self.delta_log_bytes = self.gauge("delta_log_bytes", "Bytes of deltas in the delta log")
+        self.delta_reads = self.counter(
+            "delta_reads", "Catch-up reads (GET /v1/configs/deltas) by result: ok, gone (410: "
+            "the mirror takes a snapshot), bad_request", ("result",))
+
+    def on_state(self, state: ConfigState, log: DeltaLogStats | None = None) -> None:
+        if log is not None:
+            self.delta_log_epochs.set(log.epochs)
+            self.delta_log_bytes.set(log.bytes)
         self.epoch.set(state.epoch)
         total = len(state.registry)  # O(1); list_models() builds a sorted tuple
         api = len(state.api_models)

@@ -12,7 +12,8 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from sie_actors.domain.errors import BundleNotFound, InvalidRequest, ModelNotFound
+from sie_actors.domain.errors import (BundleNotFound, DeltasGone, DomainError, InvalidRequest,
+                                     ModelNotFound)
 from sie_actors.domain.ids import validate_model_id
 from sie_actors.domain.resolve import resolve
 from sie_actors.domain.snapshot import bundle_yaml_view
@@ -20,10 +21,10 @@ from sie_actors.http.app import (YAML, ServiceUnavailable, guard_read, guard_wri
                                  json_response, raw_response)
 from sie_actors.http.auth import AuthError, Tokens, token_id, token_role
 from sie_actors.http.fastpath import FastReads
-from sie_actors.http.metrics import ServiceMetrics
 from sie_actors.runtime import ActorRef, AskTimeout
 
 from sie_config.audit import audit_write
+from sie_config.metrics import ConfigMetrics
 from sie_config.writer import StateCell, WriteModel, WriteOutcome
 
 AUTH_ERROR_CODES = {401: "unauthorized", 403: "forbidden"}
@@ -66,6 +67,33 @@ def query_flag(name: str) -> bool:
         f"(any case), got {values[0]!r}; nothing was written.")
 
 
+def query_value(name: str, *, required: bool) -> str | None:
+    """A query parameter given at most once and not blank; None when absent and optional."""
+    values = request.args.getlist(name)
+    if not values:
+        if required:
+            raise InvalidRequest(f"Query parameter '{name}' is required.")
+        return None
+    if len(values) > 1:
+        raise InvalidRequest(f"Query parameter '{name}' is given {len(values)} times; give it once.")
+    if not values[0].strip():
+        raise InvalidRequest(f"Query parameter '{name}' must not be empty.")
+    return values[0]
+
+
+MAX_EPOCH = 2**63 - 1
+
+
+def query_epoch(name: str) -> int:
+    """A required epoch: a whole number, 0 or more (digits only: no sign, no spaces)."""
+    raw = query_value(name, required=True)
+    assert raw is not None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_EPOCH:
+        raise InvalidRequest(f"Query parameter '{name}' must be an epoch (a whole number from 0 "
+                             f"to {MAX_EPOCH}), got {raw[:40]!r}.")
+    return int(raw)
+
+
 def elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
@@ -76,7 +104,7 @@ def now_iso() -> str:
 
 def mount(app: QuartTrio, cell: StateCell, tokens: Tokens, writer: ActorRef,
           ticket: Callable[[], int], *, write_timeout: float = 60.0,
-          metrics: ServiceMetrics | None = None) -> None:
+          metrics: ConfigMetrics | None = None) -> None:
     """`ticket()` is the writer's completion count, stamped on each write request so the writer
     can tell whether a failed request with the same Idempotency-Key was in flight meanwhile.
 
@@ -183,6 +211,34 @@ def mount(app: QuartTrio, cell: StateCell, tokens: Tokens, writer: ActorRef,
     async def epoch() -> Response:
         guard_read(tokens)
         return raw_response(cell.current.epoch_body)
+
+    @app.get("/v1/configs/deltas")
+    async def deltas() -> Response:
+        # Read token: what a mirror reads here is what NATS already told it (or should have).
+        guard_read(tokens)
+        try:
+            since = query_epoch("since")
+            generation = query_value("generation", required=True)
+            bundle = query_value("bundle", required=False)
+            state, log = cell.current, cell.log  # one synchronous read: the two agree
+            if bundle is not None and state.registry.get_bundle(bundle) is None:
+                raise BundleNotFound(bundle)
+            found = log.since(since, generation or "", bundle)
+            if log.statistics().last != state.epoch:  # install() keeps them equal; never guess
+                raise DeltasGone(f"sie-config's delta log is not at its served epoch "
+                                 f"{state.epoch}; take a snapshot.")
+        except DeltasGone:
+            count_read("gone")
+            raise
+        except DomainError:
+            count_read("bad_request")
+            raise
+        count_read("ok")
+        return raw_response(state.deltas_body(since, found))
+
+    def count_read(result: str) -> None:
+        if isinstance(metrics, ConfigMetrics):
+            metrics.delta_reads.labels(result).inc()
 
     @app.get("/v1/configs/export")
     async def export() -> Response:

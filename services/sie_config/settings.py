@@ -17,7 +17,9 @@ from typing import Mapping
 from sie_actors.http.auth import TOKENS, Tokens
 from sie_actors.seed import BUNDLES_DIR, MODELS_DIR
 from sie_actors.settings import (NATS_PING_INTERVAL, SUPERVISOR_MAX_RESTARTS, SUPERVISOR_WINDOW,
-                                 flag, positive_float, read_settings, setting)
+                                 count, flag, positive_float, read_settings, setting)
+
+from sie_config.delta_log import DEFAULT_MAX_BYTES, DEFAULT_MAX_EPOCHS
 
 
 def producer_id(environ: Mapping[str, str]) -> str:
@@ -67,6 +69,14 @@ class ConfigSettings:
         "SIE_IDEMPOTENCY_TTL_S", 24 * 3600.0,
         "how long a stored `Idempotency-Key` is honoured (expired records are pruned hourly)",
         positive_float)
+    delta_log_epochs: int = setting(
+        "SIE_CONFIG_DELTA_LOG_EPOCHS", DEFAULT_MAX_EPOCHS,
+        "how many recent epochs' deltas sie-config keeps in memory for gateways and workers that "
+        "missed some (`GET /v1/configs/deltas`: they catch up instead of fetching a full "
+        "snapshot); `0` turns the catch-up off", count)
+    delta_log_bytes: int = setting(
+        "SIE_CONFIG_DELTA_LOG_BYTES", DEFAULT_MAX_BYTES,
+        "bound of that log in bytes of deltas; the oldest epochs go first", count)
     supervisor_max_restarts: int = SUPERVISOR_MAX_RESTARTS.field()
     supervisor_window: float = SUPERVISOR_WINDOW.field()
     idempotency_memory: int = 1000

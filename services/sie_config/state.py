@@ -59,6 +59,12 @@ class ConfigState:
                              "generation": self.generation,
                              "bundle_config_hashes": self.registry.bundle_config_hashes()})
 
+    def deltas_body(self, since: int, deltas: list[bytes]) -> bytes:
+        """`GET /v1/configs/deltas`: the epoch report (the fields of `epoch_body`, so the mirror
+        can check its result), ``since``, and the deltas as published, joined as they are."""
+        return (self.epoch_body[:-1] + b',"since":' + str(since).encode() + b',"deltas":['
+                + b",".join(deltas) + b"]}")
+
     def model_yaml(self, entry: ModelEntry) -> str:
         """The stored or filesystem document; a registry stub only if neither exists."""
         text = self.raw_yaml.get(entry.model_id)

@@ -5,8 +5,8 @@ refuse by Idempotency-Key, parse and validate against the current snapshot, chec
 content rules and that the stored text reads back as the same config (all of it in a worker
 thread: a 1 MiB body takes seconds of pure-Python parsing, which must not stall /readyz and
 reads), check the deltas fit NATS's max payload, persist crash-consistently (epoch first, then
-the model document), publish the new snapshot for readers, publish deltas and wait for NATS to
-confirm them, reply. Any failure before persisting changes nothing; a store failure is 503
+the model document), publish the new snapshot for readers together with its deltas in the
+catch-up log (`StateCell.install`), publish the deltas and wait for NATS to confirm them, reply. Any failure before persisting changes nothing; a store failure is 503
 `store_unavailable` with nothing applied or published, and a message that names no file (the
 details go to the log).
 """
@@ -29,6 +29,7 @@ from sie_actors.domain.registry import AppendPlan, Registry
 from sie_actors.runtime import Actor, ActorRef
 from sie_actors.store import ConfigStore, StoreUnavailable
 
+from sie_config.delta_log import DEFAULT_MAX_BYTES, DEFAULT_MAX_EPOCHS, DeltaLog
 from sie_config.idempotency import Failure, WriterMemory, Remembered, body_digest
 from sie_config.state import ConfigState
 
@@ -39,10 +40,22 @@ NATS_UNAVAILABLE = {"error": "nats_unavailable",
 
 
 class StateCell:
-    """Where the writer publishes each new ConfigState; readers only read `current`."""
+    """Where the writer publishes each new ConfigState; readers only read `current` and `log`.
 
-    def __init__(self, state: ConfigState) -> None:
+    `install` changes both in one synchronous step, so a reader never sees a state whose epoch
+    the delta log has not recorded (or the reverse).
+    """
+
+    def __init__(self, state: ConfigState, log: DeltaLog | None = None) -> None:
         self.current = state
+        self.log = log if log is not None else DeltaLog(
+            state.epoch, state.generation, max_epochs=DEFAULT_MAX_EPOCHS,
+            max_bytes=DEFAULT_MAX_BYTES)
+
+    def install(self, state: ConfigState, deltas: tuple[ConfigDelta, ...] = ()) -> None:
+        """Serve ``state`` from now on; ``deltas`` are its epoch's (none: no model changed)."""
+        self.current = state
+        self.log.record(state.epoch, deltas)
 
 
 @dataclass(frozen=True)
@@ -249,10 +262,12 @@ class WriterActor(Actor):
                 return error_outcome(503, STORE_UNAVAILABLE, model_id=plan.model_id)
         registry = state.registry.apply(plan)
         new_state = state.with_write(registry, plan.model_id, yaml_text, epoch)
-        self.cell.current = new_state
+        deltas = self._deltas(plan, yaml_text, new_state.epoch, new_state.generation,
+                              registry.bundle_config_hash)
+        self.cell.install(new_state, deltas)
         if self.metrics is not None:
-            self.metrics.on_state(new_state)
-        warnings = await self._publish(new_state, plan, yaml_text)
+            self.metrics.on_state(new_state, self.cell.log.statistics())
+        warnings = await self._publish(new_state.epoch, deltas)
         return self._success(201, plan, warnings=warnings, dry_run=False)
 
     async def _after_failed_commit(self, state: ConfigState, epoch: int) -> None:
@@ -274,21 +289,18 @@ class WriterActor(Actor):
         if stored > state.epoch and self.cell.current is state:
             log.warning("the failed write left the store at epoch %d; serving epoch %d", stored,
                         stored)
-            self.cell.current = state.with_epoch(stored)
+            self.cell.install(state.with_epoch(stored))  # logged without deltas: no holes
             if self.metrics is not None:
-                self.metrics.on_state(self.cell.current)
+                self.metrics.on_state(self.cell.current, self.cell.log.statistics())
 
-    async def _publish(self, state: ConfigState, plan: AppendPlan,
-                       yaml_text: str) -> tuple[str, ...]:
+    async def _publish(self, epoch: int, deltas: tuple[ConfigDelta, ...]) -> tuple[str, ...]:
         if self.publisher is None:
             return ()
-        deltas = self._deltas(plan, yaml_text, state.epoch, state.generation,
-                              state.registry.bundle_config_hash)
         try:
             result: PublishResult = await self.publisher.ask(PublishDeltas(deltas),
                                                               timeout=self.publish_timeout)
         except Exception as exc:  # a publisher crash or timeout must not turn a durable write into an error
-            log.error("publishing epoch %d failed: %r", state.epoch, exc)
+            log.error("publishing epoch %d failed: %r", epoch, exc)
             return (FAILED_WARNING,)
         return result.warnings
 

@@ -22,6 +22,9 @@ class GatewayMetrics(ServiceMetrics):
                                    ("kind", "result"))
         self.resyncs = self.counter("config_resyncs", "Full resyncs from sie-config by cause",
                                     ("cause",))
+        self.snapshots = self.counter(
+            "config_snapshots", "Snapshots installed from sie-config, by path: catchup (the "
+            "deltas since our epoch, applied and checked) or full (the export)", ("path",))
         self.poll_failures = self.counter("config_epoch_poll_failures", "Failed epoch polls")
         self.nats_connected = self.gauge("nats_connected", "1 while connected to NATS")
         self.models = self.gauge("config_models", "Models in this gateway's registry")

@@ -1,4 +1,5 @@
-"""The gateway's mirror: the shared MirrorActor, scoped to every bundle and the full export.
+"""The gateway's mirror: the shared MirrorActor, scoped to every bundle; it catches up from
+sie-config's recent deltas when it can, else takes the full export.
 
 `RegistryMirrorActor` (the name of the design) is the only writer of `MirrorCell.current`; the
 rules it follows are `sie_actors.domain.mirror_protocol`'s, the same as a worker's. What is the
@@ -13,6 +14,7 @@ from functools import cached_property
 
 import orjson
 
+from sie_actors.actors.catchup_source import CatchUpSource
 from sie_actors.actors.config_client import ConfigClient, FullExportSource
 from sie_actors.actors.mirror import MirrorActor
 from sie_actors.domain.mirror_protocol import Count, Metric, MirrorScope, MirrorView, Pacing
@@ -53,6 +55,8 @@ class GatewayMirrorMetrics:
             m.resyncs.labels(*action.labels).inc()
         elif action.metric is Metric.FETCH_FAILURE:
             m.bootstrap_failures.inc()
+        elif action.metric is Metric.SNAPSHOT_INSTALLED:
+            m.snapshots.labels(*action.labels).inc()
         # (the full export carries no hash to check a snapshot against: no mismatch to count)
 
     def poll(self, trigger: str, result: str) -> None:
@@ -77,6 +81,7 @@ class RegistryMirrorActor(MirrorActor):
 
         super().__init__(scope=MirrorScope(None, trusted, can_resync=client is not None),
                          resume=resume, publish=publish, metrics=GatewayMirrorMetrics(metrics),
-                         source=FullExportSource(client) if client is not None else None,
+                         source=(CatchUpSource(client, FullExportSource(client), None)
+                                 if client is not None else None),
                          pacing=pacing, poller=poller, reconnects=reconnects, mailbox=mailbox,
                          name="mirror")

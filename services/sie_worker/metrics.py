@@ -26,6 +26,9 @@ class WorkerMetrics(ServiceMetrics):
         self.deltas = self.counter("deltas", "Config deltas received, by result", ("result",))
         self.resyncs = self.counter("resyncs", "Resyncs from sie-config, by cause", ("cause",))
         self.bootstraps = self.counter("bootstraps", "Snapshots installed from sie-config")
+        self.snapshots = self.counter(
+            "snapshots", "Snapshots installed from sie-config, by path: catchup (the deltas "
+            "since our epoch, applied and checked) or full (the bundle export)", ("path",))
         self.bootstrap_failures = self.counter(
             "bootstrap_failures", "Failed snapshot fetches from sie-config, by reason",
             ("reason",))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from sie_actors.actors.catchup_source import CatchUpSource
 from sie_actors.actors.config_client import BundleExportSource, ConfigClient, SnapshotSource
 from sie_actors.actors.mirror import MirrorActor
 from sie_actors.domain.bundle import Bundle
@@ -37,6 +38,7 @@ class WorkerMirrorMetrics:
             m.bootstrap_failures.labels(*action.labels).inc()
         elif action.metric is Metric.SNAPSHOT_INSTALLED:
             m.bootstraps.inc()
+            m.snapshots.labels(*action.labels).inc()
         elif action.metric is Metric.SNAPSHOT_HASH_MISMATCH:
             m.snapshot_hash_mismatches.inc()
 
@@ -80,7 +82,9 @@ class WorkerViews:
 
 def bundle_source(client: ConfigClient | None, bundle: str,
                   local_bundles: Sequence[Bundle]) -> SnapshotSource | None:
-    return BundleExportSource(client, bundle, local_bundles) if client is not None else None
+    if client is None:
+        return None
+    return CatchUpSource(client, BundleExportSource(client, bundle, local_bundles), bundle)
 
 
 def bundle_mirror(views: WorkerViews, *, bundle: str, source: SnapshotSource | None,

@@ -10,6 +10,9 @@
   during a rolling upgrade) it falls back to what that service does serve, with the token the
   worker has (:class:`OlderServiceSource`).
 
+Both are the fallback of :class:`~sie_actors.actors.catchup_source.CatchUpSource`, which a mirror
+that already holds a snapshot asks first (the deltas since its epoch).
+
 Building a registry of many models takes a noticeable fraction of a second, so both build it in
 a worker thread (the domain is pure) while the event loop keeps serving.
 """
@@ -27,7 +30,7 @@ from sie_actors.domain.bundle import Bundle, parse_bundle_yaml
 from sie_actors.domain.errors import DomainError
 from sie_actors.domain.model_config import parse_stored_model_yaml
 from sie_actors.domain.jsonbytes import load_object
-from sie_actors.domain.mirror_protocol import MirrorSnapshot
+from sie_actors.domain.mirror_protocol import MirrorSnapshot, MirrorView
 from sie_actors.domain.registry import Registry
 from sie_actors.domain.snapshot import (parse_bundle_snapshot, parse_export,
                                         registry_from_bundle_snapshot)
@@ -93,8 +96,10 @@ class ConfigClient:
 
 
 class SnapshotSource(Protocol):
-    async def fetch(self) -> MirrorSnapshot:
-        """A snapshot of sie-config, or :class:`ConfigReadError`."""
+    async def fetch(self, current: MirrorView | None = None) -> MirrorSnapshot:
+        """A snapshot of sie-config, or :class:`ConfigReadError`. ``current``: where the mirror
+        stands (a catch-up source applies sie-config's recent deltas to it; the full sources
+        here ignore it)."""
 
 
 class FullExportSource:
@@ -103,7 +108,7 @@ class FullExportSource:
     def __init__(self, client: ConfigClient) -> None:
         self.client = client
 
-    async def fetch(self) -> MirrorSnapshot:
+    async def fetch(self, current: MirrorView | None = None) -> MirrorSnapshot:
         listing = _json_object(await self.client.get("/v1/configs/bundles"), "bundles")
         bundles: list[Bundle] = []
         items = listing.get("bundles", [])
@@ -145,7 +150,7 @@ class BundleExportSource:
         self.older = OlderServiceSource(client, bundle)
         self._warned = False
 
-    async def fetch(self) -> MirrorSnapshot:
+    async def fetch(self, current: MirrorView | None = None) -> MirrorSnapshot:
         try:
             body = await self.client.get(self.path)
         except ConfigReadError as exc:
@@ -184,7 +189,7 @@ class OlderServiceSource:
         self.client = client
         self.bundle = bundle
 
-    async def fetch(self) -> MirrorSnapshot:
+    async def fetch(self, current: MirrorView | None = None) -> MirrorSnapshot:
         try:
             full = await FullExportSource(self.client).fetch()
         except ConfigReadError as exc:

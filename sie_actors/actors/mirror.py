@@ -4,7 +4,8 @@ The MirrorActor owns a :class:`~sie_actors.domain.mirror_protocol.MirrorProtocol
 in its mailbox is a protocol event, stepped at the current trio time, and the actor performs the
 actions that come out: it publishes views (through the service's ``publish``), counts metrics
 (through the service's ``metrics``), fetches snapshots from its ``source`` in a loop beside the
-mailbox, sets timers the protocol asks for, and asks the poller for a poll after a NATS
+mailbox (handing the source where the mirror stands, so it can catch up from there), sets
+timers the protocol asks for, and asks the poller for a poll after a NATS
 reconnect. What differs between a gateway and a worker is data: the scope, the snapshot source,
 and how a view and a count are shown.
 
@@ -67,7 +68,7 @@ class MirrorActor(Actor):
         self.poller = poller
         self.reconnects = reconnects
         self.log = logger
-        self._fetch_send, self._fetch_receive = trio.open_memory_channel[int](16)
+        self._fetch_send, self._fetch_receive = trio.open_memory_channel[Fetch](16)
         self._nursery: trio.Nursery | None = None
         self._startup: list = []
 
@@ -96,7 +97,7 @@ class MirrorActor(Actor):
             elif isinstance(action, Note):
                 self.log.log(logging.getLevelName(action.level.upper()), "%s", action.message)
             elif isinstance(action, Fetch):
-                self._fetch_send.send_nowait(action.round)  # one in flight at a time
+                self._fetch_send.send_nowait(action)  # one in flight at a time
             elif isinstance(action, Wake):
                 assert self._nursery is not None
                 self._nursery.start_soon(self._wake_at, action.at)
@@ -110,13 +111,13 @@ class MirrorActor(Actor):
 
     async def _fetch_loop(self) -> None:
         assert self.source is not None
-        async for round_ in self._fetch_receive:
+        async for fetch in self._fetch_receive:
             try:
-                snapshot = await self.source.fetch()
+                snapshot = await self.source.fetch(fetch.since)
             except ConfigReadError as exc:
-                await self.ref.tell(SnapshotFailed(round_, exc.reason, exc.message))
+                await self.ref.tell(SnapshotFailed(fetch.round, exc.reason, exc.message))
             else:
-                await self.ref.tell(SnapshotFetched(round_, snapshot))
+                await self.ref.tell(SnapshotFetched(fetch.round, snapshot))
 
     async def _reconnect_loop(self) -> None:
         assert self.reconnects is not None

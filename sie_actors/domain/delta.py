@@ -65,6 +65,11 @@ class ConfigDelta:
             obj = orjson.loads(data)
         except (orjson.JSONDecodeError, TypeError) as exc:
             raise ParseError(f"Invalid delta JSON: {exc}") from None
+        return cls.from_mapping(obj)
+
+    @classmethod
+    def from_mapping(cls, obj: object) -> ConfigDelta:
+        """A decoded payload (one item of sie-config's `/v1/configs/deltas` answer, say)."""
         if not isinstance(obj, dict):
             raise ParseError("Delta must be a JSON object")
         return cls(

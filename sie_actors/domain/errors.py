@@ -177,3 +177,11 @@ class BundleConflict(DomainError):
             bundle=bundle,
             compatible_bundles=compatible,
         )
+
+
+class DeltasGone(DomainError):
+    """sie-config's delta log cannot answer "what changed since epoch N" (N before what it keeps,
+    of another generation, or ahead of it): the mirror takes a snapshot instead."""
+
+    status = 410
+    code = "deltas_gone"

@@ -32,7 +32,10 @@ Rules (CONTRACT §2 items 1, 2, 4), on top of `domain.sync`'s verdicts:
   such a delta was never written. It is dropped and counted, and causes no further fetch;
 * every fetch is paced: the first after a quiet spell goes at once, each further one waits
   longer (``Pacing``), until an epoch poll finds the mirror in agreement with sie-config. A
-  storm of bad deltas, forged or from a bug, costs sie-config a few exports a minute at most;
+  storm of bad deltas, forged or from a bug, costs sie-config a few exports a minute at most.
+  A fetch the source answers by catching up (the deltas since our epoch from sie-config's log,
+  applied with `append_delta` and checked against sie-config's hashes) does not lengthen the
+  spacing: it costs sie-config no export (see ``Pacing``);
 * the epoch poll treats "sie-config behind an epoch we held when we asked" and a hash that
   disagrees at equal epochs as drift, like being behind. A routine (timer) poll that finds
   sie-config ahead gives the deltas in flight ``Pacing.grace`` seconds to arrive before it
@@ -83,6 +86,18 @@ class Pacing:
 
     The streak of fetches grows with each fetch and falls back to zero when an epoch poll finds
     no drift, or when no fetch was started for ``quiet`` seconds.
+
+    A fetch answered by a catch-up (``MirrorSnapshot.path == CATCHUP``: the deltas since our
+    epoch, read from sie-config's in-memory log and applied to our registry) does not count
+    toward the streak; one answered by a full snapshot does. Why: the pacing protects sie-config
+    from export storms (an export serialises every model; a gateway's rebuild parses each one),
+    and a catch-up costs neither: sie-config joins bytes it keeps, the mirror parses only what it
+    missed. Nor can catch-ups storm on their own: each one brings the mirror to sie-config's
+    current epoch with its hashes checked, so another cause needs a new write or a new fault.
+    Whether a fetch will be a catch-up is only known from its answer, so the streak grows when
+    the fetch starts and a catch-up gives the step (and the time of the last fetch) back; a
+    catch-up that falls back to an export is a full snapshot and keeps it, so exports stay paced
+    exactly as before.
     """
 
     initial: float = 0.2
@@ -109,11 +124,16 @@ class DeltaReceived:
     payload: bytes
 
 
+CATCHUP = "catchup"  # the deltas since the mirror's epoch, applied to its registry
+FULL = "full"        # an export of the scope, built into a new registry
+
+
 @dataclass(frozen=True)
 class MirrorSnapshot:
     """A snapshot from sie-config, already built into a registry by the snapshot source.
 
-    ``expected_hash``: the hash sie-config says the scope has ("" when it says none).
+    ``expected_hash``: the hash sie-config says the scope has ("" when it says none);
+    ``path``: how the source made it (`CATCHUP` or `FULL`), for the pacing, a metric and a log.
     """
 
     registry: Registry
@@ -121,6 +141,7 @@ class MirrorSnapshot:
     generation: str
     expected_hash: str = ""
     skipped: tuple[tuple[str, str], ...] = ()
+    path: str = FULL
 
 
 @dataclass(frozen=True)
@@ -184,8 +205,13 @@ class Publish:
 
 @dataclass(frozen=True)
 class Fetch:
+    """Fetch a snapshot; ``since`` is where the mirror stands (registry and position), which a
+    catch-up source applies sie-config's recent deltas to. It does not change while the fetch is
+    out: every delta is buffered until the answer."""
+
     round: int
     cause: str
+    since: MirrorView | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -206,7 +232,7 @@ class Metric(enum.Enum):
     DELTA = "delta"                  # labels: (result, kind)
     RESYNC = "resync"                # labels: (cause,)
     FETCH_FAILURE = "fetch_failure"  # labels: (reason,)
-    SNAPSHOT_INSTALLED = "snapshot_installed"
+    SNAPSHOT_INSTALLED = "snapshot_installed"  # labels: (path,): CATCHUP or FULL
     SNAPSHOT_HASH_MISMATCH = "snapshot_hash_mismatch"
 
 
@@ -240,6 +266,27 @@ def delta_kind(delta: ConfigDelta) -> str:
     return "model_added" if delta.model_config.strip() else "epoch_bump"
 
 
+class DeltaNotApplied(Exception):
+    """A delta's model document does not parse or does not append to the registry."""
+
+
+def append_delta(registry: Registry, delta: ConfigDelta,
+                 parse_model: Callable[[str], object] = parse_stored_model_yaml) -> Registry:
+    """``registry`` with ``delta``'s model appended (itself for an epoch bump): the one way a
+    mirror applies a delta, heard on NATS or read back in a catch-up. Registries are persistent
+    (``Registry.append`` returns a new one), so a published view is never touched. Raises
+    `DeltaNotApplied` with the reason; untrusted text never raises anything else."""
+    if not delta.model_config.strip():
+        return registry  # an epoch bump: nothing to add
+    try:
+        appended, _plan = registry.append(parse_model(delta.model_config))
+    except DomainError as exc:
+        raise DeltaNotApplied(exc.message) from None
+    except Exception as exc:  # noqa: BLE001 - untrusted text must never crash the mirror
+        raise DeltaNotApplied(repr(exc)) from None
+    return appended
+
+
 @dataclass
 class _Buffered:
     delta: ConfigDelta
@@ -264,6 +311,7 @@ class MirrorProtocol:
         self._observation: EpochObserved | None = None
         self._streak = 0
         self._last_fetch_at: float | None = None
+        self._fetch_before: float | None = None  # `_last_fetch_at` before the fetch now out
         self._due = 0.0
         self._expected: tuple[EpochReport, float] | None = None  # (sie-config's, judge at)
         self._verify_deadline = 0.0
@@ -483,19 +531,12 @@ class MirrorProtocol:
         return registry
 
     def _append(self, delta: ConfigDelta) -> Registry | None:
-        if not delta.model_config.strip():
-            return self.registry  # an epoch bump: nothing to add
         try:
-            registry, _plan = self.registry.append(self.parse_model(delta.model_config))
-        except DomainError as exc:
+            return append_delta(self.registry, delta, self.parse_model)
+        except DeltaNotApplied as exc:
             self._note("warning", f"delta epoch {delta.epoch} for {delta.model_id} did not "
-                                  f"apply: {exc.message}")
+                                  f"apply: {exc}")
             return None
-        except Exception as exc:  # noqa: BLE001 - untrusted text must never crash the mirror
-            self._note("warning", f"delta epoch {delta.epoch} for {delta.model_id} did not "
-                                  f"apply: {exc!r}")
-            return None
-        return registry
 
     def _advance(self, registry: Registry, delta: ConfigDelta) -> None:
         self.registry = registry
@@ -632,8 +673,8 @@ class MirrorProtocol:
         self.phase = Phase.FETCHING
         self.round += 1
         self._streak += 1
-        self._last_fetch_at = now
-        self._emit(Fetch(self.round, self.cause))
+        self._fetch_before, self._last_fetch_at = self._last_fetch_at, now
+        self._emit(Fetch(self.round, self.cause, self.view()))
         self._publish()
 
     def _on_failure(self, event: SnapshotFailed, now: float) -> None:
@@ -653,7 +694,10 @@ class MirrorProtocol:
         self.position = MirrorPosition(snapshot.epoch, snapshot.generation)
         self.bootstrapped = True
         self.phase = Phase.IDLE
-        self._count(Metric.SNAPSHOT_INSTALLED)
+        if snapshot.path == CATCHUP:  # cheap for sie-config: paced as if never sent (`Pacing`)
+            self._streak = max(0, self._streak - 1)
+            self._last_fetch_at = self._fetch_before
+        self._count(Metric.SNAPSHOT_INSTALLED, snapshot.path)
         for model_id, reason in snapshot.skipped:
             self._note("warning", f"snapshot entry {model_id} not applied: {reason}")
         bundle = self.scope.bundle
@@ -664,7 +708,7 @@ class MirrorProtocol:
             self._note("error", f"snapshot epoch {snapshot.epoch}: computed hash {own[:12]} "
                                 f"but sie-config says {snapshot.expected_hash[:12]}")
         self._note("info", f"{'bootstrapped' if first else 'resynced'} ({self.cause}) from "
-                           f"sie-config: epoch {snapshot.epoch}, generation "
+                           f"sie-config by {snapshot.path}: epoch {snapshot.epoch}, generation "
                            f"{snapshot.generation or '-'}, hash {own[:12]}")
         self._publish()
         self._replay(snapshot, now)

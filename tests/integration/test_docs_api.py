@@ -22,6 +22,7 @@ from tests.integration.inproc import start_config, start_gateway, start_service
 
 DOC = REPO / "docs" / "api.md"
 ENCODE_PREFIX = "/v1/encode/"
+DELTAS = "/v1/configs/deltas"  # needs `since` and `generation`: see `call`
 SAMPLES = {"model_id": "BAAI/bge-m3", "bundle_id": "default", "file": "fleet.js"}
 APP_NAMES = {"sie_config": "sie-config", "sie_gateway": "gateway", "sie_worker": "worker"}
 READ, ADMIN = "docs-read-token", "docs-admin-token"
@@ -114,6 +115,11 @@ async def call(base: str, method: str, path: str, token: str | None = None) -> i
     elif path.startswith(ENCODE_PREFIX):
         kwargs["json"] = {"items": [{"text": "hello"}]}
     async with httpx.AsyncClient(base_url=base, timeout=10, headers=headers) as client:
+        if path == DELTAS:  # since the service's epoch, in its generation (when it tells them)
+            answer = await client.get("/v1/configs/epoch")
+            position = answer.json() if answer.status_code == 200 else {}
+            kwargs["params"] = {"since": position.get("epoch", 0),
+                                "generation": position.get("generation", "unknown")}
         # a stream that never ends (the fleet feed): its status, without reading the body
         async with client.stream(method, concrete(path), **kwargs) as response:
             return response.status_code

@@ -1,9 +1,11 @@
-"""A worker against a sie-config without `/v1/configs/bundles/{id}/export` (the original's, or ours
-before that endpoint existed): a rolling upgrade that replaces workers first (issue 12).
+"""A worker against a sie-config without `/v1/configs/bundles/{id}/export` nor
+`/v1/configs/deltas` (the original's, or ours before those endpoints existed): a rolling upgrade
+that replaces workers first (issue 12).
 
-The older service is played by our sie-config behind a proxy that answers that one route with
+The older service is played by our sie-config behind a proxy that answers those routes with
 the original framework's `404 {"detail": "Not Found"}`. The worker falls back to the full export
-with the admin token, or to per-model reads with the read token, and follows writes from there.
+with the admin token, or to per-model reads with the read token, and follows writes from there
+(its catch-up reads find no endpoint and take the same fallback).
 """
 
 from __future__ import annotations
@@ -25,16 +27,22 @@ READ, ADMIN = "read-token", "admin-token"
 
 
 class OlderConfig:
-    """Forwards GETs to a real sie-config, except the bundle export: 404 as FastAPI says it."""
+    """Forwards GETs to a real sie-config, except the bundle export and the deltas: 404 as
+    FastAPI says it."""
 
     def __init__(self, upstream: str) -> None:
-        self.hidden = 0
+        self.hidden = 0         # bundle exports asked for
+        self.hidden_deltas = 0  # catch-up reads asked for
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 if self.path.startswith("/v1/configs/bundles/") and self.path.endswith("/export"):
                     owner.hidden += 1
+                    self._send(404, b'{"detail":"Not Found"}', "application/json")
+                    return
+                if self.path.split("?", 1)[0] == "/v1/configs/deltas":
+                    owner.hidden_deltas += 1
                     self._send(404, b'{"detail":"Not Found"}', "application/json")
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() == "authorization"}
@@ -81,5 +89,9 @@ def test_worker_falls_back_when_the_bundle_export_is_missing(spawn, tmp_path, to
                    what="the write after the bootstrap")
         assert metric(worker.url, "sie_worker_snapshot_hash_mismatches_total") == 0
         assert metric(worker.url, "sie_worker_bootstrap_failures_total") == 0
+        # the write came by a catch-up read that found no endpoint, then the full fallback
+        assert older.hidden_deltas >= 1
+        assert metric(worker.url, "sie_worker_snapshots_total", path="catchup") == 0
+        assert metric(worker.url, "sie_worker_snapshots_total", path="full") >= 2
     finally:
         older.close()

@@ -105,6 +105,11 @@ async def test_failed_commit_that_persisted_its_epoch_is_adopted_never_reused(nu
     assert cell.current.registry.get_model("w/model") is None
     assert (await writer.ref.ask(WriteModel(BODY))).status == 201
     assert (cell.current.epoch, store.read_epoch()) == (2, 2)  # epoch 1 never reused
+    # the delta log has the adopted epoch too (no model change): a mirror at 0 or 1 catches up
+    stats = cell.log.statistics()
+    assert (stats.base, stats.last, stats.epochs) == (0, 2, 2)
+    assert [orjson.loads(p)["epoch"] for p in cell.log.since(0, "gen")] == [2]
+    assert cell.log.since(1, "gen") == cell.log.since(0, "gen")
 
 
 class RecordingPublisher(Actor):
@@ -142,3 +147,5 @@ async def test_a_delta_over_the_nats_max_payload_is_refused_before_persisting(nu
     assert (await writer.ref.ask(WriteModel(BODY))).status == 201
     assert len(publisher.sent) == 1
     assert max(len(d.to_json_bytes()) for d in publisher.sent[0].deltas) <= 4096
+    # what the delta log keeps for catching up is what was published, byte for byte
+    assert cell.log.since(0, "gen") == [d.to_json_bytes() for d in publisher.sent[0].deltas]

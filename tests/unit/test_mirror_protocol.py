@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from sie_actors.domain.mirror_protocol import (Count, DeltaReceived, EpochObserved, Fetch, Metric,
+from sie_actors.domain.mirror_protocol import (CATCHUP, FULL, Count, DeltaReceived, EpochObserved,
+                                               Fetch, Metric,
                                                MirrorProtocol, MirrorScope, Pacing, Poll,
                                                SnapshotFetched, Tick, Wake)
 from sie_actors.domain.sync import DeltaVerdict, EpochReport, HeldVerdict, judge_held
@@ -153,6 +156,37 @@ def test_repeated_causes_are_paced_until_a_poll_agrees():
     source.write(False)
     protocol.step(DeltaReceived(source.write(False)[0]), now + 0.01)
     assert fetches(answered(protocol, source, now + 0.02))  # at once again
+
+
+def test_fetches_answered_by_catch_ups_are_not_paced_full_ones_still_are():
+    """A catch-up costs sie-config no export, so it gives its step of the streak back: the same
+    causes as above, answered by catch-ups, each fetch at once; answered by full snapshots
+    afterwards, the spacing grows again from where the full ones left it."""
+    protocol, source = booted()
+    now = 1.0
+
+    def one_round(path: str) -> tuple[float, list]:
+        nonlocal now
+        source.write(False)                                        # lost
+        protocol.step(DeltaReceived(source.write(False)[0]), now)  # a real gap: held
+        actions = answered(protocol, source, now)                  # confirmed
+        asked_at = now
+        while not fetches(actions):
+            [wake] = [a for a in actions if isinstance(a, Wake)]
+            now = max(now, wake.at)
+            actions = protocol.step(Tick(), now)
+        [fetch] = fetches(actions)
+        assert fetch.since is not None and fetch.since.position.epoch == source.epoch - 2
+        snapshot = dataclasses.replace(source.snapshot(None), path=path)
+        installed = protocol.step(SnapshotFetched(fetch.round, snapshot), now)
+        assert counted(installed, Metric.SNAPSHOT_INSTALLED, path) == 1
+        now += 0.01
+        return now - 0.01 - asked_at, installed
+
+    waits = [one_round(CATCHUP)[0] for _ in range(6)]
+    assert waits == [0.0] * 6
+    waits = [one_round(FULL)[0] for _ in range(4)]
+    assert waits[0] == 0.0 and waits[1:] == sorted(waits[1:]) and waits[-1] >= 0.7
 
 
 def test_bundle_hash_mismatch_at_equal_epoch_is_drift():

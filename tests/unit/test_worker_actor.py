@@ -68,7 +68,7 @@ class FakeConfig:
     def info(self) -> EpochReport:
         return EpochReport(self.epoch, self.generation, "", {"default": self.hash})
 
-    async def fetch(self) -> MirrorSnapshot:
+    async def fetch(self, current=None) -> MirrorSnapshot:
         self.fetches += 1
         if self.gate is not None:
             await self.gate.wait()

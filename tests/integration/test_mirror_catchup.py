@@ -1,0 +1,93 @@
+"""A gateway and a worker cut off NATS while sie-config keeps writing recover by catching up (the
+deltas since their epoch, `GET /v1/configs/deltas`), not by a full snapshot, and then equal
+sie-config. All real processes; the fault is a proxy between them and nats-server that drops
+their connections (sie-config stays connected, so its writes succeed meanwhile)."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from sie_actors.procs import wait_until
+from tests.integration.test_gateway_sync import gateway_env
+from tests.integration.test_worker_nats import NO_POLL, start_config, start_worker
+from tests.integration.worker_support import (NatsProxy, config_epoch, metric, model_yaml,
+                                              post_until_accepted, worker_hash, worker_status)
+
+pytestmark = pytest.mark.integration
+
+HEAL_DEADLINE = 10.0
+REPORT = ("epoch", "generation", "bundles_hash", "bundle_config_hashes")
+
+
+def gateway_position(url: str) -> dict:
+    body = httpx.get(url + "/v1/configs/sync", timeout=5).json()
+    return {k: body.get(k) for k in REPORT}
+
+
+def sie_config_position(url: str) -> dict:
+    body = config_epoch(url)
+    return {k: body[k] for k in REPORT}
+
+
+def snapshots(url: str, name: str) -> tuple[float, float]:
+    return metric(url, name, path="catchup"), metric(url, name, path="full")
+
+
+def test_mirrors_cut_off_nats_catch_up_from_the_deltas_they_missed(nats_server, spawn, tmp_path):
+    proxy = NatsProxy(nats_server.port)
+    try:
+        cfg = start_config(spawn, nats_server.url, tmp_path / "store")
+        gateway = spawn("sie_gateway", gateway_env(cfg.url, proxy.url,
+                                                   SIE_GATEWAY_POLL_INTERVAL_S=NO_POLL,
+                                                   SIE_NATS_PING_INTERVAL_S="1"),
+                        ready_path="/readyz")
+        worker = start_worker(spawn, cfg.url, proxy.url, "catchup-worker",
+                              SIE_WORKER_POLL_S=NO_POLL)
+        wait_until(lambda: metric(gateway.url, "sie_gateway_nats_connected") == 1, 15,
+                   what="gateway connected to NATS")
+        assert post_until_accepted(cfg.url, model_yaml("heard/before")).status_code == 201
+        wait_until(lambda: gateway_position(gateway.url) == sie_config_position(cfg.url), 10,
+                   what="the gateway heard the first write")
+        wait_until(lambda: worker_hash(worker.url)
+                   == config_epoch(cfg.url)["bundle_config_hashes"]["default"], 10,
+                   what="the worker heard the first write")
+        gateway_before = snapshots(gateway.url, "sie_gateway_config_snapshots_total")
+        worker_before = snapshots(worker.url, "sie_worker_snapshots_total")
+        assert gateway_before[1] >= 1 and worker_before[1] >= 1  # their bootstraps: full
+
+        proxy.cut()
+        for url, name in ((gateway.url, "sie_gateway_nats_connected"),
+                          (worker.url, "sie_worker_nats_connected")):
+            wait_until(lambda: metric(url, name) == 0, 10, what=f"{url} noticed the cut")
+        missed = [f"missed/m{i}" for i in range(3)]
+        for model_id in missed:
+            assert post_until_accepted(cfg.url, model_yaml(model_id)).status_code == 201
+        expected = sie_config_position(cfg.url)
+        assert gateway_position(gateway.url) != expected  # they really missed them
+
+        restored = time.monotonic()
+        proxy.restore()
+        wait_until(lambda: gateway_position(gateway.url) == expected, HEAL_DEADLINE,
+                   interval=0.02, what="the gateway caught up")
+        wait_until(lambda: worker_hash(worker.url) == expected["bundle_config_hashes"]["default"],
+                   HEAL_DEADLINE, interval=0.02, what="the worker caught up")
+        print(f"\nboth equal sie-config {(time.monotonic() - restored) * 1000:.0f} ms after "
+              "the proxy was restored")
+
+        models = {m["model_id"] for m in
+                  httpx.get(gateway.url + "/v1/configs/models", timeout=5).json()["models"]}
+        assert set(missed) <= models
+        assert set(missed) <= {m["name"] for m in worker_status(worker.url)["models"]}
+        # by the catch-up path: one more catch-up each, no new full snapshot
+        gateway_after = snapshots(gateway.url, "sie_gateway_config_snapshots_total")
+        worker_after = snapshots(worker.url, "sie_worker_snapshots_total")
+        assert gateway_after[0] >= gateway_before[0] + 1, (gateway_before, gateway_after)
+        assert gateway_after[1] == gateway_before[1], (gateway_before, gateway_after)
+        assert worker_after[0] >= worker_before[0] + 1, (worker_before, worker_after)
+        assert worker_after[1] == worker_before[1], (worker_before, worker_after)
+        assert metric(cfg.url, "sie_config_delta_reads_total", result="ok") >= 2
+    finally:
+        proxy.close()
