@@ -116,15 +116,20 @@ class AsyncioBridge:
                                    "cancelled on the asyncio loop")
         return result.unwrap()
 
-    def start_from_thread(self, async_fn: Callable[..., Awaitable[Any]], *args: Any) -> bool:
+    def start_from_thread(self, async_fn: Callable[..., Awaitable[Any]], *args: Any,
+                          after: Callable[[], None] | None = None) -> bool:
         """From a thread that is neither trio's nor the loop's: start `async_fn(*args)` on the
-        loop without waiting for it. False when the loop is closed. Its failure is logged."""
+        loop without waiting for it. False when the loop is closed. Its failure is logged.
+        `after()` runs on the loop when it has ended, either way, after what its last step
+        scheduled (a nats-py publish's wake-up of the connection's writer, for one)."""
         if self._closed:
             return False
 
         def start() -> None:  # on the loop thread
             task = self._thread.loop.create_task(async_fn(*args))
             task.add_done_callback(_log_failure)
+            if after is not None:
+                task.add_done_callback(lambda _task: after())
 
         return self._thread.call_soon(start)
 

@@ -14,7 +14,6 @@ reconnect and whenever JetStream says the stream is missing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence, TypeVar
@@ -139,9 +138,10 @@ class PullConsumer:
         """`reply_and_ack` started from a model host's thread, not awaited (see
         `NatsLink.start_from_thread`); False when it could not even be started. `after()` runs
         on the loop once the sends are handed to the connection's writer (also when they
-        failed): the host's way to wake trio only then."""
+        failed; after the connection's writer was woken): the host's way to wake trio only
+        then."""
         return self.link.start_from_thread(_reply_and_ack, tuple(replies),
-                                           [d.handle for d in deliveries], after)
+                                           [d.handle for d in deliveries], after=after)
 
     async def term(self, deliveries: Sequence[Delivery]) -> None:
         await self._each(deliveries, "term")
@@ -209,17 +209,11 @@ async def _fetch(_client, handle, batch: int, timeout: float,
         return deliveries, None
 
 
-async def _reply_and_ack(client, replies: tuple[tuple[str, bytes], ...], msgs: list,
-                         after: Callable[[], None] | None = None) -> None:
-    try:
-        for subject, data in replies:
-            await client.publish(subject, data)
-        for msg in msgs:
-            await msg.ack()
-    finally:
-        if after is not None:
-            # after what the publishes queued (the writer's wake-up): the bytes go out first
-            asyncio.get_running_loop().call_soon(after)
+async def _reply_and_ack(client, replies: tuple[tuple[str, bytes], ...], msgs: list) -> None:
+    for subject, data in replies:
+        await client.publish(subject, data)
+    for msg in msgs:
+        await msg.ack()
 
 
 async def _call_each(_client, msgs: list, method: str, args: tuple) -> None:

@@ -224,17 +224,19 @@ class NatsLink:
             raise NotConnected(f"not connected to {self.settings.url}")
         return await self._bridge.run(async_fn, client, *args)
 
-    def start_from_thread(self, async_fn: Callable[..., Awaitable[Any]], *args: Any) -> bool:
+    def start_from_thread(self, async_fn: Callable[..., Awaitable[Any]], *args: Any,
+                          after: Callable[[], None] | None = None) -> bool:
         """`async_fn(client, *args)` started on the loop from a thread of our own (a model
         host's), not awaited; False when there is no connected client.
 
         Why: a result computed on a model's thread then reaches NATS in one thread hop instead
         of two (through trio and back). Only for sends whose loss the protocol tolerates (an
-        unacked work item comes back after `ack_wait`); a failure is logged."""
+        unacked work item comes back after `ack_wait`); a failure is logged. `after()`: see
+        `AsyncioBridge.start_from_thread`."""
         client, bridge = self._client, self._bridge
         if client is None or not self.connected or bridge is None:
             return False
-        return bridge.start_from_thread(async_fn, client, *args)
+        return bridge.start_from_thread(async_fn, client, *args, after=after)
 
     # ---- subscribing ------------------------------------------------------------------------
     async def subscribe(self, subject: str, buffer: int = 1024) -> trio.MemoryReceiveChannel[bytes]:

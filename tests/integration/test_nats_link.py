@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import functools
 import threading
 
 import pytest
@@ -96,6 +97,22 @@ async def test_start_from_thread_sends_from_a_foreign_thread_without_waiting(nat
     with trio.fail_after(5):
         assert await received.receive() == b"from a thread"
     assert ran_on == ["sie-asyncio"]
+
+    async def broken(client, data):
+        await client.publish("t.host", data)
+        raise RuntimeError("after the send")
+
+    for fn in (send, broken):     # `after` runs on the loop once it ended, either way
+        def after(fn=fn):
+            ran_on.append(f"after {fn.__name__} on {threading.current_thread().name}")
+        assert await trio.to_thread.run_sync(
+            functools.partial(link.start_from_thread, fn, b"x", after=after))
+        with trio.fail_after(5):
+            assert await received.receive() == b"x"
+        await wait_for(lambda: ran_on[-1].startswith(f"after {fn.__name__}"), 5, "after ran")
+    assert ran_on[1:] == ["sie-asyncio", "after send on sie-asyncio",
+                          "after broken on sie-asyncio"]
+    del ran_on[1:]
     nats_server.kill()
     await wait_for(lambda: not link.connected, 10, "disconnect noticed")
     assert await trio.to_thread.run_sync(link.start_from_thread, send, b"lost") is False
