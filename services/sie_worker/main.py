@@ -114,7 +114,7 @@ async def run_service(settings: WorkerSettings, shutdown: trio.Event, *,
                 progress_s=settings.ack_wait_s / 5)
             children.append(ChildSpec("inference", partial(
                 run_inference, link, cell, consumer_settings, metrics,
-                preload_models=settings.preload)))
+                preload_models=settings.preload, graph_cache=settings.graph_cache)))
         supervisor = Supervisor(
             "sie-worker", children, max_restarts=settings.supervisor_max_restarts,
             window=settings.supervisor_window, on_restart=metrics.count_restart)

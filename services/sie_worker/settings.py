@@ -50,6 +50,15 @@ def advertise_url(explicit: str | None, host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
+def graph_cache_dir(raw: str, name: str) -> Path | None:
+    return None if raw.strip().lower() == "off" else Path(raw).expanduser()
+
+
+def default_graph_cache(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "sie-actors" / "graphs"
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     host: str = "127.0.0.1"
@@ -98,6 +107,11 @@ class WorkerSettings:
     ack_wait_s: float = setting(
         "SIE_WORKER_ACK_WAIT_S", 5.0, "JetStream `ack_wait`: a killed worker's items go to "
         "another worker after this (progress acks every fifth of it)", positive_float)
+    graph_cache: Path | None = setting(
+        "SIE_WORKER_GRAPH_CACHE", None, "where built model graphs are kept, so a restarted "
+        "worker loads a model without building its graph again (`off`: nowhere)",
+        graph_cache_dir, unset=default_graph_cache,
+        shown="`$XDG_CACHE_HOME/sie-actors/graphs` (`~/.cache/sie-actors/graphs`)")
     bootstrap_backoff_initial_s: float = 0.2
 
     @classmethod

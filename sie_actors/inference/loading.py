@@ -6,6 +6,7 @@ real reason (unknown adapter, weights nowhere, unsupported architecture) as a te
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 from .adapters.base import AdapterFactory, EmbeddingAdapter, LoadSpec
@@ -24,11 +25,13 @@ def check_servable(config: Mapping[str, Any], profile: str = "default"
 
 def load_adapter(config: Mapping[str, Any], *, profile: str = "default",
                  threads: int | None = None,
-                 environ: Mapping[str, str] | None = None) -> EmbeddingAdapter:
+                 environ: Mapping[str, str] | None = None,
+                 graph_cache: Path | None = None) -> EmbeddingAdapter:
     resolved, factory = check_servable(config, profile)
     location = resolve_weights(config, environ=environ)
     max_len = config.get("max_sequence_length")
     spec = LoadSpec(model_id=str(config.get("sie_id") or config.get("hf_id")),
                     max_sequence_length=max_len if isinstance(max_len, int) and max_len > 0 else None,
-                    loadtime=resolved.loadtime, runtime=resolved.runtime, threads=threads)
+                    loadtime=resolved.loadtime, runtime=resolved.runtime, threads=threads,
+                    graph_cache=graph_cache)
     return factory(spec, location.path)

@@ -136,3 +136,20 @@ async def test_reference_cases_through_a_model_host(weights):
     for vector, case in zip(result.vectors, CASES["cases"]):
         assert cosine(vector, case["dense"]) >= 0.99999
     await host.aclose()
+
+
+def test_a_load_from_the_graph_cache_gives_the_same_vectors(weights, tmp_path, monkeypatch):
+    """The second load reads the kept graph (the builder is not called) and computes the
+    same vectors as the first."""
+    config = yaml.safe_load(MODEL_YAML.read_text())
+    texts = [case["text"] for case in CASES["cases"][:3]]
+    built = load_adapter(config, threads=1, graph_cache=tmp_path)
+    assert len(list(tmp_path.glob("*.onnx"))) == 1
+
+    def no_build(*_args, **_kwargs):
+        raise AssertionError("the graph was built again")
+
+    monkeypatch.setattr("sie_actors.inference.adapters.sentence_transformer.build_bert_graph",
+                        no_build)
+    kept = load_adapter(config, threads=1, graph_cache=tmp_path)
+    assert np.array_equal(built.encode(texts, EncodeOptions()), kept.encode(texts, EncodeOptions()))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from functools import partial
+from pathlib import Path
 from typing import Callable
 
 import trio
@@ -26,11 +27,12 @@ log = logging.getLogger("sie_worker.hosts")
 
 class ModelHosts:
     def __init__(self, nursery: trio.Nursery, on_change: Callable[[], None], metrics,
-                 *, threads: int | None = None) -> None:
+                 *, threads: int | None = None, graph_cache: Path | None = None) -> None:
         self._nursery = nursery
         self._on_change = on_change
         self._metrics = metrics
         self._threads = threads
+        self._graph_cache = graph_cache
         self._hosts: dict[str, ModelHost] = {}
         self._load_slot = threading.Semaphore(1)
 
@@ -42,7 +44,8 @@ class ModelHosts:
         host = self._hosts.get(entry.model_id)
         if host is None:
             host = ModelHost(entry.model_id, partial(load_adapter, entry.config,
-                                                     threads=self._threads),
+                                                     threads=self._threads,
+                                                     graph_cache=self._graph_cache),
                              load_slot=self._load_slot)
             self._hosts[entry.model_id] = host
             host.start()

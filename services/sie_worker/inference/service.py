@@ -6,6 +6,7 @@ Supervised as one child of the worker's tree; loaded models are published in the
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 import trio
@@ -48,7 +49,7 @@ async def preload(cell: ViewCell, hosts: ModelHosts) -> None:
 
 async def run_inference(link: NatsLink, cell: ViewCell, consumer_settings: ConsumerSettings,
                         metrics, *, preload_models: bool, threads: int | None = None,
-                        task_status=trio.TASK_STATUS_IGNORED) -> None:
+                        graph_cache: Path | None = None, task_status=trio.TASK_STATUS_IGNORED) -> None:
     task_status.started()
     async with trio.open_nursery() as nursery:
         def publish_loaded() -> None:
@@ -56,7 +57,8 @@ async def run_inference(link: NatsLink, cell: ViewCell, consumer_settings: Consu
             if loaded != cell.current.loaded_models:
                 cell.publish(cell.current.evolve(loaded_models=loaded))
 
-        hosts = ModelHosts(nursery, publish_loaded, metrics, threads=threads)
+        hosts = ModelHosts(nursery, publish_loaded, metrics, threads=threads,
+                           graph_cache=graph_cache)
         try:
             if preload_models:
                 nursery.start_soon(preload, cell, hosts)

@@ -22,6 +22,7 @@ class LoadSpec:
     loadtime: Mapping[str, Any] = field(default_factory=dict)
     runtime: Mapping[str, Any] = field(default_factory=dict)
     threads: int | None = None       # compute threads; None lets the runtime decide
+    graph_cache: Path | None = None  # where built graphs are kept between loads (None: nowhere)
 
 
 @dataclass(frozen=True)

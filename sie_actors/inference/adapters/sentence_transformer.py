@@ -10,26 +10,56 @@ for the measurements behind the choice).
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from ..errors import ModelLoadFailed
 from .base import EncodeOptions, LoadSpec
+from . import bert_graph
 from .bert_graph import BertShape, UnsupportedModel, build_bert_graph
+from .graph_cache import GraphCache, graph_key
 from .pooling import POOLINGS, l2_normalize, pool
 from .st_files import read_defaults
 
 # Texts are sorted by length and run in chunks of at most this many, so one long text does not
 # pad a whole large batch (sentence-transformers does the same, with its batch_size).
 FORWARD_CHUNK = 64
+log = logging.getLogger("sie_actors.inference.sentence_transformer")
 REQUIRED_FILES = ("config.json", "tokenizer.json", "model.safetensors")
 SUPPORTED_MODEL_TYPES = ("bert",)
 
 
 def _fail(spec: LoadSpec, folder: Path, why: str) -> ModelLoadFailed:
     return ModelLoadFailed(f"cannot load {spec.model_id!r} from {str(folder)!r}: {why}")
+
+
+def _cached_session(spec: LoadSpec, folder: Path, shape: BertShape,
+                    build: Callable[[], bytes], session_of: Callable[[bytes], Any]) -> Any:
+    """The model's onnxruntime session, from the graph cache when it has the graph (see
+    `graph_cache`); a graph built here is kept there for the next load."""
+    if spec.graph_cache is None:
+        return session_of(build())
+    cache = GraphCache(spec.graph_cache)
+    try:
+        key = graph_key(Path(bert_graph.__file__), shape,
+                        [folder / "model.safetensors", folder / "config.json"])
+    except OSError:
+        return session_of(build())
+    kept = cache.get(key)
+    if kept is not None:
+        try:
+            return session_of(kept)
+        except Exception as exc:  # a damaged entry: build it again
+            log.warning("graph cache: the entry for %s is unusable (%s); building the graph",
+                        spec.model_id, exc)
+            cache.forget(key)
+    graph = build()
+    session = session_of(graph)
+    cache.put(key, graph)
+    return session
 
 
 def _apply_template(template: str, text: str, instruction: str) -> str:
@@ -88,7 +118,6 @@ class SentenceTransformerAdapter:
             from tokenizers import Tokenizer
 
             shape = BertShape.from_config(config)
-            graph = build_bert_graph(load_file(str(folder / "model.safetensors")), shape)
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.inter_op_num_threads = 1
@@ -99,9 +128,15 @@ class SentenceTransformerAdapter:
             options.add_session_config_entry("session.inter_op.allow_spinning", "0")
             if spec.threads:
                 options.intra_op_num_threads = spec.threads
-            session = ort.InferenceSession(graph.SerializeToString(), options,
-                                           providers=["CPUExecutionProvider"])
-            del graph
+
+            def session_of(graph: bytes):
+                return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
+            def build() -> bytes:
+                weights = load_file(str(folder / "model.safetensors"))
+                return build_bert_graph(weights, shape).SerializeToString()
+
+            session = _cached_session(spec, folder, shape, build, session_of)
             tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         except UnsupportedModel as exc:
             raise _fail(spec, folder, str(exc)) from None
