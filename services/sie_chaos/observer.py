@@ -11,7 +11,10 @@ Two judgements are made from probes (pure functions, tested by themselves):
 - `caught_up`: after a heal, the cluster has caught up with sie-config (writes keep coming, so
   "equal" is a moving target): every gateway is bootstrapped on sie-config's generation at or
   past the epoch sie-config had right after the heal, sees all workers, and every worker is ready
-  and reports a hash sie-config had for its bundle since the heal;
+  and reports a hash sie-config had for its bundle since the heal: one its probes reported, or
+  one its delta log says a write after the heal left (`/v1/configs/deltas`; with only the
+  probes' samples, a worker that was up to date between two samples of a busy bundle looked
+  behind until writes paused);
 - `convergence_problems`: at the end, with the workload stopped, every gateway equals sie-config
   exactly (epoch, generation, `bundles_hash`, each `bundle_config_hash`) and every worker's hash
   is sie-config's for its bundle. Then every model's `/status` must be all-acked everywhere.
@@ -115,6 +118,19 @@ def _short(value) -> str:
     return repr(value)
 
 
+def published_hashes(answer: Mapping) -> dict[str, set[str]]:
+    """The bundle hashes sie-config published, per bundle, in a `/v1/configs/deltas` answer:
+    each write's hash of its bundle after it, not only the ones a probe happened to sample."""
+    found: dict[str, set[str]] = defaultdict(set)
+    deltas = answer.get("deltas")
+    for delta in deltas if isinstance(deltas, list) else ():
+        bundle = delta.get("bundle_id") if isinstance(delta, Mapping) else None
+        value = delta.get("bundle_config_hash") if isinstance(delta, Mapping) else None
+        if isinstance(bundle, str) and isinstance(value, str) and value:
+            found[bundle].add(value)
+    return dict(found)
+
+
 @dataclass
 class Observer:
     targets: Targets
@@ -125,6 +141,7 @@ class Observer:
     latest: Probe | None = None
     _changed: trio.Event = field(default_factory=trio.Event)
     _last_seen: dict[str, tuple] = field(default_factory=dict)
+    _http: httpx.AsyncClient | None = None
 
     def client(self) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -132,6 +149,7 @@ class Observer:
 
     async def run(self) -> None:
         async with self.client() as http:
+            self._http = http
             while True:
                 probe = await self.probe(http)
                 self._record(probe)
@@ -203,9 +221,25 @@ class Observer:
                     floor = int(probe.config.get("epoch", 0))
                 for bundle, value in (probe.config.get("bundle_config_hashes") or {}).items():
                     seen[bundle].add(value)
+                for bundle, values in (await self._published_since(
+                        floor, probe.config.get("generation"))).items():
+                    seen[bundle] |= values
                 if caught_up(probe, floor, seen, self.targets.expected_workers):
                     return round(probe.finished - start, 3)
         return None
+
+
+    async def _published_since(self, floor: int, generation) -> dict[str, set[str]]:
+        """`published_hashes` of sie-config's deltas after ``floor``; none when it cannot say
+        (restarted since, another generation, unreachable): the probes' samples remain."""
+        if self._http is None or not isinstance(generation, str):
+            return {}
+        try:
+            response = await self._http.get(self.targets.config + "/v1/configs/deltas",
+                                            params={"since": floor, "generation": generation})
+            return published_hashes(response.json()) if response.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError):
+            return {}
 
 
 async def models_of(http: httpx.AsyncClient, base_url: str) -> dict[str, list[str]] | None:

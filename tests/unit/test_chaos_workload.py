@@ -8,7 +8,7 @@ import orjson
 import pytest
 import yaml
 
-from sie_chaos.observer import Probe, caught_up, convergence_problems
+from sie_chaos.observer import Probe, caught_up, convergence_problems, published_hashes
 from sie_chaos.workload import (AttemptResult, OpGenerator, classify_exception,
                                 classify_response, settle)
 
@@ -126,3 +126,23 @@ def test_a_success_body_must_acknowledge_the_operations_own_write():
     assert "neither" in ack_problem(op, orjson.dumps({"model_id": op.model,
                                                       "created_profiles": ["p9"]}))
     assert "unreadable" in ack_problem(op, b"<html>")
+
+
+def test_published_hashes_are_every_write_of_each_bundle_in_a_deltas_answer():
+    answer = {"epoch": 12, "deltas": [
+        {"bundle_id": "default", "epoch": 10, "bundle_config_hash": "h10"},
+        {"bundle_id": "sglang", "epoch": 11, "bundle_config_hash": "s11"},
+        {"bundle_id": "default", "epoch": 12, "bundle_config_hash": "h12"},
+        {"bundle_id": "default", "epoch": 12, "bundle_config_hash": ""},      # says nothing
+        "not a delta", {"epoch": 13}]}
+    assert published_hashes(answer) == {"default": {"h10", "h12"}, "sglang": {"s11"}}
+    assert published_hashes({"deltas": "junk"}) == {} == published_hashes({})
+    # a worker between two probe samples is judged by the hashes sie-config really had
+    seen = {"default": {"h8"}, "sglang": {"s9"}}
+    between = probe(workers={"w-d": {"ready": True, "bundle": "default",
+                                     "bundle_config_hash": "h10"},
+                             "w-s": {"ready": True, "bundle": "sglang",
+                                     "bundle_config_hash": "s9"}})
+    assert not caught_up(between, 9, seen, EXPECTED)
+    seen["default"] |= published_hashes(answer)["default"]
+    assert caught_up(between, 9, seen, EXPECTED)
