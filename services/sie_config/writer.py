@@ -6,9 +6,9 @@ content rules and that the stored text reads back as the same config (all of it 
 thread: a 1 MiB body takes seconds of pure-Python parsing, which must not stall /readyz and
 reads), check the deltas fit NATS's max payload, persist crash-consistently (epoch first, then
 the model document), publish the new snapshot for readers together with its deltas in the
-catch-up log (`StateCell.install`), publish the deltas and wait for NATS to confirm them, reply. Any failure before persisting changes nothing; a store failure is 503
-`store_unavailable` with nothing applied or published, and a message that names no file (the
-details go to the log).
+catch-up log (`StateCell.install`), publish the deltas and wait for NATS to confirm them, reply.
+Any failure before persisting changes nothing; a store failure is 503 `store_unavailable` with
+nothing applied or published, and a message that names no file (the details go to the log).
 """
 
 from __future__ import annotations

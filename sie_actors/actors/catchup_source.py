@@ -27,7 +27,7 @@ import trio
 from sie_actors.domain.catchup import DELTAS_PATH, CatchUpRefused, catch_up, parse_answer
 from sie_actors.domain.mirror_protocol import MirrorSnapshot, MirrorView
 
-from .config_client import ConfigClient, ConfigReadError, SnapshotSource
+from .config_client import ConfigClient, ConfigReadError, SnapshotSource, endpoint_missing
 
 log = logging.getLogger("sie_actors.catchup")
 
@@ -69,7 +69,7 @@ class CatchUpSource:
 
     def _fallback(self, current: MirrorView, exc: CatchUpRefused) -> None:
         where = f"epoch {current.position.epoch}"
-        if exc.reason == "not_found" and "bundle_not_found" not in exc.message:
+        if endpoint_missing(exc.reason, exc.message):
             level = logging.DEBUG if self._older_warned else logging.WARNING
             self._older_warned = True
             self.log.log(level, "sie-config has no %s (an older sie-config): taking a full "

@@ -59,6 +59,13 @@ def _reason(status: int) -> str:
     return f"http_{status // 100}xx"
 
 
+def endpoint_missing(reason: str, message: str) -> bool:
+    """A failed read (``reason``, ``message`` of a `ConfigReadError`) that means the endpoint
+    itself is missing (an older sie-config: a mixed fleet): a 404 that is not our sie-config's
+    `bundle_not_found` for an unknown bundle."""
+    return reason == "not_found" and "bundle_not_found" not in message
+
+
 class ConfigClient:
     """Reads from sie-config with the service's outbound token; use as an async context."""
 
@@ -154,10 +161,9 @@ class BundleExportSource:
         try:
             body = await self.client.get(self.path)
         except ConfigReadError as exc:
-            # Our sie-config answers an unknown bundle with `bundle_not_found`; any other 404
-            # means the endpoint itself is missing. Asked again on every fetch, so a worker
-            # uses the bundle export as soon as sie-config is upgraded.
-            if exc.reason != "not_found" or "bundle_not_found" in exc.message:
+            # Asked again on every fetch, so a worker uses the bundle export as soon as
+            # sie-config is upgraded.
+            if not endpoint_missing(exc.reason, exc.message):
                 raise
             if not self._warned:
                 self._warned = True
