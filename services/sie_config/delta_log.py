@@ -9,7 +9,8 @@ What it holds: for every epoch after the boot epoch, the deltas of that epoch ex
 are published on NATS (encoded once, one per affected bundle), or none for an epoch that changed
 no model (sie-config adopting the store's epoch after a failed write). So it has no holes: every
 change after ``base`` is in it, and "nothing logged for epoch N" means "nothing changed at N".
-It is empty after a restart (``base`` is the boot epoch) and bounded: past ``max_epochs`` epochs
+After a restart it starts with what `boot_log.py` recovers from the store (else it is empty,
+``base`` the boot epoch). It is bounded: past ``max_epochs`` epochs
 or ``max_bytes`` bytes of deltas the oldest epochs go, and ``base`` moves up to the last epoch
 dropped. A question it cannot answer is `DeltasGone` (410): the mirror takes a snapshot.
 
@@ -79,6 +80,17 @@ class DeltaLog:
             self._bytes -= dropped.size
             self._base = dropped.epoch
             self._dropped += 1
+
+    def recover(self, base: int, epochs: Sequence[tuple[int, Sequence[ConfigDelta]]]) -> None:
+        """At start-up, before any `record`: the log answers for epochs after ``base`` with
+        these (epoch, deltas), oldest first, the last at the boot epoch (`boot_log.py` says
+        why that is sound)."""
+        if self._entries or not base <= self._last or not epochs \
+                or epochs[-1][0] != self._last or epochs[0][0] <= base:
+            raise ValueError("recover() takes epochs after base up to the boot epoch, once")
+        self._base = self._last = base
+        for epoch, deltas in epochs:
+            self.record(epoch, deltas)
 
     def since(self, since: int, generation: str, bundle: str | None = None) -> list[bytes]:
         """The deltas published after epoch ``since``, in epoch order (``bundle``: only that

@@ -30,6 +30,7 @@ from sie_actors.seed import load_seed
 from sie_actors.store import ConfigStore, StoreUnavailable
 from sie_actors.actors.publisher import PublisherActor
 
+from sie_config import boot_log
 from sie_config.delta_log import DeltaLog
 from sie_config.idempotency import WriterMemory
 from sie_config.metrics import ConfigMetrics
@@ -89,14 +90,18 @@ async def run_service(settings: ConfigSettings, shutdown: trio.Event, *,
         store = await trio.to_thread.run_sync(
             partial(ConfigStore.open, settings.store_url, timeout=settings.store_timeout))
 
-    def load() -> ConfigState:
-        with gc_paused():  # a restore allocates in bulk: see sie_actors/gcpause.py
-            return initial_state(settings, store)
+    window = min(boot_log.RECOVERED_EPOCHS, settings.delta_log_epochs)
 
-    state = await trio.to_thread.run_sync(load)
-    cell = StateCell(state, DeltaLog(state.epoch, state.generation,
-                                     max_epochs=settings.delta_log_epochs,
-                                     max_bytes=settings.delta_log_bytes))
+    def load() -> tuple[ConfigState, list[tuple[str, float]] | None]:
+        with gc_paused():  # a restore allocates in bulk: see sie_actors/gcpause.py
+            state = initial_state(settings, store)
+        return state, recent_writes(settings, store, window)
+
+    state, recent = await trio.to_thread.run_sync(load)
+    delta_log = DeltaLog(state.epoch, state.generation, max_epochs=settings.delta_log_epochs,
+                         max_bytes=settings.delta_log_bytes)
+    boot_log.seed(delta_log, state, recent, settings.router_id, window)
+    cell = StateCell(state, delta_log)
     metrics = ConfigMetrics()
     metrics.on_state(state, cell.log.statistics())
     memory = WriterMemory(settings.idempotency_memory)
@@ -147,6 +152,20 @@ async def run_service(settings: ConfigSettings, shutdown: trio.Event, *,
         if store is not None:  # an object store gives back its lease on the asyncio loop
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(store.close)
+
+
+def recent_writes(settings: ConfigSettings, store: ConfigStore | None,
+                  count: int) -> list[tuple[str, float]] | None:
+    """The models written last, for `boot_log.seed`; None without a restored store or when
+    the store cannot list them (the log then starts empty: mirrors take snapshots)."""
+    if store is None or not settings.restore:
+        return None
+    try:
+        return store.recent_models(count)
+    except StoreUnavailable as exc:
+        log.warning("could not list the models written last (%s); the delta log starts empty",
+                    exc)
+        return None
 
 
 async def prune_idempotency_forever(store: ConfigStore, ttl: float) -> None:

@@ -69,7 +69,9 @@ def catch_up(view: MirrorView, answer: DeltasAnswer, bundle: str | None,
     ``bundle`` None: a gateway (every bundle; ``_all`` carries one copy of a write per affected
     bundle, applied once); else a worker of that bundle. The answer must continue exactly where
     the mirror stands (same generation, ``since`` = our epoch) and hold only deltas of that
-    generation, after ``since`` and up to the reported epoch, in epoch order.
+    generation, after ``since`` and up to the reported epoch, in epoch order. One epoch holds
+    one write, sent once per affected bundle, except in a log recovered after a restart, where
+    writes whose order the store could not tell share an epoch (`sie_config/boot_log.py`).
     """
     report = answer.report
     position = view.position
@@ -85,6 +87,7 @@ def catch_up(view: MirrorView, answer: DeltasAnswer, bundle: str | None,
                                        f"{answer.since}")
     registry = view.registry
     last = answer.since
+    applied: set[str] = set()  # the models applied at epoch ``last``
     for delta in answer.deltas:
         if (delta.generation != report.generation or delta.epoch < last
                 or not answer.since < delta.epoch <= report.epoch):
@@ -94,7 +97,9 @@ def catch_up(view: MirrorView, answer: DeltasAnswer, bundle: str | None,
         if bundle is not None and delta.bundle_id != bundle:
             raise CatchUpRefused("malformed", f"delta epoch {delta.epoch} is bundle "
                                               f"{delta.bundle_id!r}'s, not {bundle!r}'s")
-        if delta.epoch == last:
+        if delta.epoch != last:
+            applied.clear()
+        elif delta.model_id in applied:
             continue  # another bundle's copy of a write just applied
         try:
             registry = append_delta(registry, delta, parse_model)
@@ -102,6 +107,7 @@ def catch_up(view: MirrorView, answer: DeltasAnswer, bundle: str | None,
             raise CatchUpRefused("apply_failed", f"delta epoch {delta.epoch} for "
                                                  f"{delta.model_id} did not apply: {exc}") from None
         last = delta.epoch
+        applied.add(delta.model_id)
     expected = _verify(registry, report, bundle)
     return MirrorSnapshot(registry, report.epoch, report.generation, expected, path=CATCHUP)
 

@@ -43,6 +43,11 @@ class Backend(Protocol):
         """Base names of the regular files directly in ``rel_dir``; [] when it does not exist."""
         ...
 
+    def list_modified(self, rel_dir: str) -> dict[str, float | None]:
+        """Like ``list_names``, with each file's last modification time (seconds since the
+        epoch; None where the medium does not say). One listing, not a stat per file."""
+        ...
+
     def close(self) -> None:
         """Release what the backend holds beyond its files (idempotent); reads after it fail."""
         ...

@@ -155,6 +155,32 @@ class ConfigStore:
         """Ids of stored models, sorted, mapped back from file names; temp files are skipped."""
         return sorted(self._model_files())
 
+    def recent_models(self, count: int) -> list[tuple[str, float]] | None:
+        """The ``count`` models written last as (id, modification time), newest first; None
+        when the medium does not tell when its files were written.
+
+        Ties at the cut (coarse timestamps: S3 keeps whole seconds) are all included, so the
+        answer is never short of a model written as late as the last one in it. The writes of
+        the last ``count`` epochs are among these models: each epoch writes at most one model,
+        and every later write leaves a file at least as new. sie-config's delta log relies on
+        that after a restart (`sie_config/boot_log.py`).
+        """
+        stamped = []
+        for file_name, modified in self._backend.list_modified(layout.MODELS_DIR).items():
+            model_id = layout.model_id_from_file_name(file_name)
+            if model_id is None:
+                continue
+            if modified is None:
+                return None
+            stamped.append((model_id, modified))
+        stamped.sort(key=lambda item: item[1], reverse=True)
+        if count <= 0:
+            return []
+        if len(stamped) > count:
+            cut = stamped[count - 1][1]
+            stamped = [item for item in stamped if item[1] >= cut]
+        return stamped
+
     def load_all_models(self) -> dict[str, str]:
         """Every stored model as id -> YAML text, for the start-up restore.
 

@@ -9,6 +9,7 @@ That is safe only under the single-writer assumption of sie-config (one replica 
 from __future__ import annotations
 
 import posixpath
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from sie_actors.store.errors import StoreUnavailable
@@ -86,6 +87,9 @@ class FsspecBackend:
         return True
 
     def list_names(self, rel_dir: str) -> list[str]:
+        return list(self.list_modified(rel_dir))
+
+    def list_modified(self, rel_dir: str) -> dict[str, float | None]:
         path = self._path(rel_dir)
         try:
             # Listings are cached by some implementations (s3fs); another process may have
@@ -93,14 +97,40 @@ class FsspecBackend:
             self._fs.invalidate_cache(path)
             entries = self._fs.ls(path, detail=True, **self._bounded)
         except FileNotFoundError:
-            return []
+            return {}
         except Exception as exc:
             raise StoreUnavailable(f"cannot list {self._url(path)}: {_describe(exc)}") from exc
-        return [
-            posixpath.basename(entry["name"].rstrip("/"))
+        return {
+            posixpath.basename(entry["name"].rstrip("/")): _modified(entry)
             for entry in entries
             if entry.get("type") == "file"
-        ]
+        }
+
+
+# Where each fsspec implementation puts a file's last write in a listing entry: local and gcsfs
+# "mtime", s3fs "LastModified", gcsfs also "updated", the memory filesystem only "created"
+# (it replaces a file whole on every write, so that is the last write there too).
+_MODIFIED_KEYS = ("mtime", "LastModified", "last_modified", "updated", "created")
+
+
+def _modified(entry: dict) -> float | None:
+    """The entry's last modification time in seconds, or None when no known key holds one."""
+    for key in _MODIFIED_KEYS:
+        value = entry.get(key)
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, datetime):
+            return value.timestamp() if value.tzinfo else value.replace(
+                tzinfo=timezone.utc).timestamp()
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            return _modified({key: parsed})
+    return None
 
 
 def _describe(exc: BaseException) -> str:

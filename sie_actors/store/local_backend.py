@@ -125,6 +125,17 @@ class LocalBackend:
         except OSError as exc:
             raise StoreUnavailable(f"cannot list {path}: {exc}") from exc
 
+    def list_modified(self, rel_dir: str) -> dict[str, float | None]:
+        path = self._path(rel_dir)
+        try:
+            with os.scandir(path) as entries:
+                return {e.name: e.stat(follow_symlinks=True).st_mtime_ns / 1e9
+                        for e in entries if e.is_file(follow_symlinks=True)}
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot list {path}: {exc}") from exc
+
     def sweep_stale_temps(self, max_age: float = STALE_TEMP_SECONDS) -> int:
         """Remove temp files abandoned by killed writers; best effort, never fails the open.
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from sie_actors.procs import wait_until
+from sie_actors.store import ConfigStore
 from tests.integration.test_gateway_sync import gateway_env
 from tests.integration.test_worker_nats import NO_POLL, start_config, start_worker
 from tests.integration.worker_support import (NatsProxy, config_epoch, metric, model_yaml,
@@ -89,5 +90,60 @@ def test_mirrors_cut_off_nats_catch_up_from_the_deltas_they_missed(nats_server, 
         assert worker_after[0] >= worker_before[0] + 1, (worker_before, worker_after)
         assert worker_after[1] == worker_before[1], (worker_before, worker_after)
         assert metric(cfg.url, "sie_config_delta_reads_total", result="ok") >= 2
+    finally:
+        proxy.close()
+
+
+def test_mirrors_catch_up_over_a_sie_config_killed_mid_write(nats_server, spawn, tmp_path):
+    """sie-config is SIGKILLed after persisting a write it never published: the restarted one
+    is an epoch ahead of every mirror, with a fresh delta log. The log is seeded from the
+    store's newest files, so the mirrors still recover by a catch-up, not a full snapshot."""
+    store_dir = tmp_path / "store"
+    proxy = NatsProxy(nats_server.port)
+    try:
+        cfg = start_config(spawn, nats_server.url, store_dir)
+        gateway = spawn("sie_gateway", gateway_env(cfg.url, proxy.url,
+                                                   SIE_GATEWAY_POLL_INTERVAL_S=NO_POLL,
+                                                   SIE_NATS_PING_INTERVAL_S="1"),
+                        ready_path="/readyz")
+        worker = start_worker(spawn, cfg.url, proxy.url, "restart-worker",
+                              SIE_WORKER_POLL_S=NO_POLL)
+        wait_until(lambda: metric(gateway.url, "sie_gateway_nats_connected") == 1, 15,
+                   what="gateway connected to NATS")
+        for model_id in ("heard/one", "heard/two"):
+            assert post_until_accepted(cfg.url, model_yaml(model_id)).status_code == 201
+        wait_until(lambda: gateway_position(gateway.url) == sie_config_position(cfg.url), 10,
+                   what="the gateway heard the writes")
+        wait_until(lambda: worker_hash(worker.url)
+                   == config_epoch(cfg.url)["bundle_config_hashes"]["default"], 10,
+                   what="the worker heard the writes")
+        gateway_before = snapshots(gateway.url, "sie_gateway_config_snapshots_total")
+        worker_before = snapshots(worker.url, "sie_worker_snapshots_total")
+
+        proxy.cut()  # so the mirrors notice only when it is restored, with everything in place
+        for url, name in ((gateway.url, "sie_gateway_nats_connected"),
+                          (worker.url, "sie_worker_nats_connected")):
+            wait_until(lambda: metric(url, name) == 0, 10, what=f"{url} noticed the cut")
+        cfg.kill()
+        # what a kill between the store's commit and the publish leaves behind
+        store = ConfigStore.open(str(store_dir))
+        store.commit_write("killed/mid-write", model_yaml("killed/mid-write").decode(),
+                           store.read_epoch() + 1)
+        cfg = start_config(spawn, nats_server.url, store_dir, port=cfg.port)
+        expected = sie_config_position(cfg.url)
+        assert expected["epoch"] == 3 and gateway_position(gateway.url)["epoch"] == 2
+
+        proxy.restore()
+        wait_until(lambda: gateway_position(gateway.url) == expected, HEAL_DEADLINE,
+                   interval=0.02, what="the gateway caught up")
+        wait_until(lambda: worker_hash(worker.url) == expected["bundle_config_hashes"]["default"],
+                   HEAL_DEADLINE, interval=0.02, what="the worker caught up")
+        assert "killed/mid-write" in {m["name"] for m in worker_status(worker.url)["models"]}
+        gateway_after = snapshots(gateway.url, "sie_gateway_config_snapshots_total")
+        worker_after = snapshots(worker.url, "sie_worker_snapshots_total")
+        assert gateway_after[0] >= gateway_before[0] + 1, (gateway_before, gateway_after)
+        assert gateway_after[1] == gateway_before[1], (gateway_before, gateway_after)
+        assert worker_after[0] >= worker_before[0] + 1, (worker_before, worker_after)
+        assert worker_after[1] == worker_before[1], (worker_before, worker_after)
     finally:
         proxy.close()

@@ -82,6 +82,11 @@ def test_write_restart_restore(object_store, spawn):
     assert got.status_code == 200 and yaml.safe_load(got.text)["sie_id"] == "cloud/two"
     replay = post_model(again.url, model("cloud/one"), **{"Idempotency-Key": "k1"})
     assert (replay.status_code, replay.content) == (201, first.content)
+    # the listing's modification times seed the delta log: a mirror at epoch 1 can catch up
+    deltas = httpx.get(again.url + "/v1/configs/deltas",
+                       params={"since": 1, "generation": generation})
+    assert deltas.status_code == 200, deltas.text
+    assert "cloud/two" in {d["model_id"] for d in deltas.json()["deltas"]}
 
 
 def test_crash_in_the_middle_of_writes(object_store, spawn):

@@ -32,9 +32,9 @@ NO_POLL = "30"
 HEAL_DEADLINE = 10.0
 
 
-def start_config(spawn, nats_url: str, store) -> object:
+def start_config(spawn, nats_url: str, store, port: int | None = None) -> object:
     return spawn("sie_config", base_env(SIE_NATS_URL=nats_url, SIE_CONFIG_STORE_DIR=str(store),
-                                        SIE_CONFIG_RESTORE="true"))
+                                        SIE_CONFIG_RESTORE="true"), port=port)
 
 
 def start_worker(spawn, cfg_url: str, nats_url: str, name: str, port: int | None = None,

@@ -155,6 +155,9 @@ class RecordingBackend:
     def list_names(self, rel_dir: str) -> list[str]:
         return self.inner.list_names(rel_dir)
 
+    def list_modified(self, rel_dir: str) -> dict[str, float | None]:
+        return self.inner.list_modified(rel_dir)
+
 
 @pytest.fixture(params=["local", "memory"])
 def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
