@@ -7,7 +7,9 @@ itself.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -89,7 +91,7 @@ class NatsServer(ManagedProcess):
     def __init__(self, port: int | None = None, log_path: Path | None = None,
                  store_dir: Path | None = None, *, name: str = "nats") -> None:
         port = port or free_port()
-        self.store_dir = store_dir or Path(tempfile.mkdtemp(prefix="sie-nats-js-"))
+        self.store_dir = store_dir or _jetstream_dir(log_path)
         super().__init__(name, nats_server_argv(port, self.store_dir), log_path=log_path,
                          port=port)
 
@@ -106,6 +108,17 @@ class NatsServer(ManagedProcess):
         self.kill()
         wait_until(lambda: not port_accepts(self.port), timeout, what="nats port released")
         return self.start(timeout)
+
+
+def _jetstream_dir(log_path: Path | None) -> Path:
+    """Where a server keeps JetStream's files when the caller did not say: beside its log
+    (inside the caller's own directory, which it cleans up), else a temporary directory
+    removed when this interpreter exits. It outlives `restart`, as a stream must."""
+    if log_path is not None:
+        return log_path.with_name(log_path.stem + "-jetstream")
+    path = Path(tempfile.mkdtemp(prefix="sie-nats-js-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 class ServiceProcess(ManagedProcess):
