@@ -37,7 +37,7 @@ Pair = tuple[str, str]
 class Verdict:
     counts: dict[str, int]
     violations: list[dict]
-    convergence: dict[str, dict]            # fault kind -> faults, p50, max, unconverged
+    convergence: dict[str, dict]  # fault kind -> faults, p50, max, whole_probe_max, unconverged
     final_convergence: float | None = None  # seconds from the last heal to full convergence
     seed: int | None = None
     duration: float | None = None
@@ -79,6 +79,7 @@ def check(events: Iterable[dict]) -> Verdict:
     run: dict = {}
     violations: list[dict] = []
     convergence: dict[str, list[float | None]] = defaultdict(list)
+    whole_probe: dict[str, list[float | None]] = defaultdict(list)
     faults: dict[str, int] = defaultdict(int)
     exports: dict | None = None
     encodes: Counter[str] = Counter()
@@ -111,6 +112,7 @@ def check(events: Iterable[dict]) -> Verdict:
             faults[event["kind"]] += 1
         elif kind == "converged":
             convergence[event["kind"]].append(event.get("seconds"))
+            whole_probe[event["kind"]].append(event.get("whole_probe", event.get("seconds")))
         elif kind == "heal_failed":
             violations.append({"kind": "heal_failed", "fault": event.get("fault"),
                                "fault_kind": event.get("kind"), "target": event.get("target"),
@@ -153,8 +155,10 @@ def check(events: Iterable[dict]) -> Verdict:
     for kind in sorted(set(faults) | set(convergence)):
         seconds = convergence.get(kind, [])
         done = [s for s in seconds if s is not None]
+        bounds = [s for s in whole_probe.get(kind, []) if s is not None]
         per_kind[kind] = {"faults": faults.get(kind, 0), "p50": percentile(done, 0.5),
                           "max": max(done) if done else None,
+                          "whole_probe_max": max(bounds) if bounds else None,
                           "unconverged": len(seconds) - len(done)}
     return Verdict(counts, violations, per_kind,
                    final_convergence=(final or {}).get("converged_after"),

@@ -33,6 +33,7 @@ from typing import Awaitable, Callable, Sequence
 import trio
 
 from sie_chaos.history import History
+from sie_chaos.observer import CaughtUp
 
 FAULT_KINDS = ("nats_kill", "nats_pause", "config_kill", "gateway_kill", "worker_kill",
                "store_fail", "forged_deltas")
@@ -135,7 +136,7 @@ class Nemesis:
 
     def __init__(self, runner, history: History, schedule: Sequence[Fault], *,
                  store_dir: Path, busy: Callable[[], bool],
-                 converged: Callable[[Fault], Awaitable[float | None]],
+                 converged: Callable[[Fault], Awaitable[CaughtUp | None]],
                  report: Callable[[str], None] = print,
                  forge: Callable[[Fault], Awaitable[object]] | None = None,
                  settings: ScheduleSettings = ScheduleSettings()) -> None:
@@ -177,10 +178,19 @@ class Nemesis:
             with trio.CancelScope(shield=True):
                 await self.heal(fault)
         self.history.record("heal", fault=fault.index, kind=fault.kind, target=fault.target)
-        seconds = await self.converged(fault)
-        self.history.record("converged", fault=fault.index, kind=fault.kind, seconds=seconds)
-        self.report("           healed; " + (f"caught up in {seconds:.2f}s" if seconds is not None
-                                              else "NOT caught up in time"))
+        caught = await self.converged(fault)
+        if caught is None:
+            self.history.record("converged", fault=fault.index, kind=fault.kind, seconds=None)
+            self.report("           healed; NOT caught up in time")
+            return
+        self.history.record("converged", fault=fault.index, kind=fault.kind,
+                            seconds=caught.seconds, whole_probe=caught.whole_probe,
+                            nodes=caught.nodes, lag=caught.lag)
+        last = max(caught.nodes, key=caught.nodes.get, default="")
+        self.report(f"           healed; caught up in {caught.seconds:.2f}s "
+                    f"(whole probe {caught.whole_probe:.2f}s; last {last}"
+                    + (f", before: {caught.lag.get(last)}" if caught.lag.get(last) else "")
+                    + ")")
 
     # ---- the faults --------------------------------------------------------------------------
     async def inject(self, fault: Fault) -> None:

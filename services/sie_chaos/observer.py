@@ -57,26 +57,79 @@ class Probe:
     gateway_workers: dict[str, dict[str, int] | None]
     workers: dict[str, dict | None]
     finished: float = 0.0
+    answered: Mapping[str, float] = field(default_factory=dict)  # node -> its last answer's arrival
+
+
+def lagging(probe: Probe, floor_epoch: int, seen_hashes: Mapping[str, set[str]],
+            expected_workers: Mapping[str, int]) -> dict[str, str]:
+    """Each gateway and worker that has not caught up yet, with why (the `caught_up` rule);
+    {} when all have. sie-config's own answer is the reference: without it, all lag."""
+    config = probe.config
+    if config is None:
+        return {"sie-config": "did not answer"}
+    behind: dict[str, str] = {}
+    for name, sync in probe.gateways.items():
+        if sync is None:
+            behind[name] = "did not answer"
+        elif not sync.get("bootstrapped"):
+            behind[name] = "not bootstrapped"
+        elif sync.get("generation") != config.get("generation"):
+            behind[name] = f"generation {_short(sync.get('generation'))}"
+        elif sync.get("epoch", -1) < floor_epoch:
+            behind[name] = f"epoch {sync.get('epoch')} < {floor_epoch}"
+        elif probe.gateway_workers.get(name) != dict(expected_workers):
+            behind[name] = f"sees workers {probe.gateway_workers.get(name)}"
+    for name, status in probe.workers.items():
+        if status is None:
+            behind[name] = "did not answer"
+        elif not status.get("ready"):
+            behind[name] = "not ready"
+        elif status.get("bundle_config_hash") not in seen_hashes.get(status.get("bundle"), ()):
+            behind[name] = f"hash {_short(status.get('bundle_config_hash'))} not seen since the heal"
+    return behind
 
 
 def caught_up(probe: Probe, floor_epoch: int, seen_hashes: Mapping[str, set[str]],
               expected_workers: Mapping[str, int]) -> bool:
-    config = probe.config
-    if config is None:
-        return False
-    for sync in probe.gateways.values():
-        if (sync is None or not sync.get("bootstrapped")
-                or sync.get("generation") != config.get("generation")
-                or sync.get("epoch", -1) < floor_epoch):
-            return False
-    if any(counts != dict(expected_workers) for counts in probe.gateway_workers.values()):
-        return False
-    for status in probe.workers.values():
-        if (status is None or not status.get("ready")
-                or status.get("bundle_config_hash") not in seen_hashes.get(status.get("bundle"),
-                                                                           ())):
-            return False
-    return True
+    return not lagging(probe, floor_epoch, seen_hashes, expected_workers)
+
+
+@dataclass(frozen=True)
+class CaughtUp:
+    """How long after a heal the cluster caught up, measured two ways from the same probes:
+    ``seconds``, when the last node's answer that showed it caught up (and every answer of it
+    since) arrived; ``whole_probe``, when the first probe in which all had caught up finished
+    (an upper bound that adds up to one probe's duration). ``nodes``: each node's own time;
+    ``lag``: the nodes still behind in the probe before, and why."""
+
+    seconds: float
+    whole_probe: float
+    nodes: dict[str, float]
+    lag: dict[str, str]
+
+
+class CatchUpClock:
+    """Per node, since when it has been seen caught up, over the probes of one wait. Pure."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self._since: dict[str, float | None] = {}
+        self.lag: dict[str, str] = {}
+
+    def observe(self, probe: Probe, behind: Mapping[str, str]) -> CaughtUp | None:
+        nodes = [*probe.gateways, *probe.workers]
+        for node in nodes:
+            if node in behind:
+                self._since[node] = None
+            elif self._since.get(node) is None:
+                self._since[node] = probe.answered.get(node, probe.finished)
+        if behind:
+            self.lag = dict(behind)
+            return None
+        times = {node: round(max(0.0, self._since[node] - self.start), 3) for node in nodes}
+        return CaughtUp(seconds=max(times.values(), default=0.0),
+                        whole_probe=round(probe.finished - self.start, 3), nodes=times,
+                        lag=self.lag)
 
 
 def convergence_problems(probe: Probe, expected_workers: Mapping[str, int]) -> list[str]:
@@ -173,6 +226,8 @@ class Observer:
         gateway_workers: dict = {name: None for name in targets.gateways}
         workers: dict = {name: None for name in targets.workers}
 
+        answered: dict[str, float] = {}
+
         async def get(url: str, into: dict, key) -> None:
             try:
                 response = await http.get(url)
@@ -180,6 +235,8 @@ class Observer:
                     into[key] = response.json()
             except (httpx.HTTPError, ValueError):
                 pass
+            if isinstance(key, str):  # a gateway answers twice: the later arrival counts
+                answered[key] = trio.current_time()
 
         bundles: dict = {}
         async with trio.open_nursery() as nursery:
@@ -194,7 +251,7 @@ class Observer:
                                      for b in body.get("bundles", [])
                                      if b.get("bundle_id") in self.targets.expected_workers}
         return Probe(started, config[0], gateways, gateway_workers, workers,
-                     finished=trio.current_time())
+                     finished=trio.current_time(), answered=answered)
 
     def _record(self, probe: Probe) -> None:
         nodes = {"sie-config": probe.config, **probe.gateways}
@@ -207,14 +264,20 @@ class Observer:
                 self.history.record("observe", node=node, epoch=seen[0], generation=seen[1],
                                     bootstrapped=seen[2])
 
-    async def wait_caught_up(self, cap: float) -> float | None:
-        """Seconds from now until `caught_up` holds, or None if it did not within `cap`."""
+    async def wait_caught_up(self, cap: float) -> CaughtUp | None:
+        """How long from now until `caught_up` holds, or None if it did not within `cap`.
+
+        Probes back to back meanwhile (the background loop's pause would blur the figure).
+        These probes are not recorded: they overlap the loop's, and the epoch-regression rule
+        reads the recorded observations in order."""
         start = trio.current_time()
+        clock = CatchUpClock(start)
         floor: int | None = None
         seen: dict[str, set[str]] = defaultdict(set)
         with trio.move_on_after(cap):
             while True:
-                probe = await self.next_probe()
+                assert self._http is not None, "run() first: it opens the client"
+                probe = await self.probe(self._http)
                 if probe.config is None:
                     continue
                 if floor is None:
@@ -224,10 +287,11 @@ class Observer:
                 for bundle, values in (await self._published_since(
                         floor, probe.config.get("generation"))).items():
                     seen[bundle] |= values
-                if caught_up(probe, floor, seen, self.targets.expected_workers):
-                    return round(probe.finished - start, 3)
+                done = clock.observe(probe, lagging(probe, floor, seen,
+                                                    self.targets.expected_workers))
+                if done is not None:
+                    return done
         return None
-
 
     async def _published_since(self, floor: int, generation) -> dict[str, set[str]]:
         """`published_hashes` of sie-config's deltas after ``floor``; none when it cannot say

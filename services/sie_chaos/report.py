@@ -27,11 +27,15 @@ def render(verdict: Verdict, max_violations: int = 20) -> str:
     parts = [markdown_table([label for _, label in COUNT_COLUMNS],
                             [[str(counts.get(key, 0)) for key, _ in COUNT_COLUMNS]])]
     rows = [[kind, str(c["faults"]), seconds(c["p50"]), seconds(c["max"]),
-             str(c["unconverged"])] for kind, c in verdict.convergence.items()]
+             seconds(c.get("whole_probe_max")), str(c["unconverged"])]
+            for kind, c in verdict.convergence.items()]
     rows.append(["final (writes stopped → all equal and acked)", "", "",
-                 seconds(verdict.final_convergence), ""])
+                 seconds(verdict.final_convergence), "", ""])
     parts.append(markdown_table(["fault kind", "faults", "convergence p50", "max",
-                                 "not converged in time"], rows))
+                                 "max, whole probe", "not converged in time"], rows))
+    parts.append("convergence: from the heal until the last gateway or worker answered caught "
+                 "up (and stayed so); \"whole probe\": until the first probe in which all had "
+                 "finished, which adds up to one probe's duration.")
     exports = verdict.extra.get("exports")
     if exports:
         parts.append(f"sie-config export requests (bootstraps and resyncs of gateways and "

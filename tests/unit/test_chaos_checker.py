@@ -39,12 +39,14 @@ class Run:
         self.events.append({"type": "observe", "t": self.t, "node": node, "epoch": epoch,
                             "generation": generation, **extra})
 
-    def fault(self, index: int, kind: str, seconds: float | None) -> None:
+    def fault(self, index: int, kind: str, seconds: float | None,
+              whole_probe: float | None = None) -> None:
         self.events += [{"type": "fault", "t": self.t, "fault": index, "kind": kind,
                          "target": "x", "duration": 2.0},
                         {"type": "heal", "t": self.t + 2, "fault": index, "kind": kind},
                         {"type": "converged", "t": self.t + 3, "fault": index, "kind": kind,
-                         "seconds": seconds}]
+                         "seconds": seconds,
+                         **({"whole_probe": whole_probe} if whole_probe is not None else {})}]
 
     def final(self, config: dict, gateways: dict | None = None, *, problems=(),
               not_acked=None, converged_after: float | None = 0.4) -> list[dict]:
@@ -80,7 +82,7 @@ def test_a_clean_history_passes_and_counts_everything():
     run.observe("gateway-0", 1)
     run.observe("gateway-0", 3)
     run.fault(0, "nats_kill", 0.5)
-    run.fault(1, "nats_kill", 1.5)
+    run.fault(1, "nats_kill", 1.5, whole_probe=1.9)  # an old history has no whole_probe
     run.fault(2, "store_fail", None)
     verdict = check(run.final(with_baseline(chaos_a=["p0", "p1"], chaos_c=["p0"])))
     assert verdict.ok, verdict.violations
@@ -89,7 +91,7 @@ def test_a_clean_history_passes_and_counts_everything():
         "recovered": 1, "unexpected": 0, "failed_present": 0, "divergent": 0,
         "baseline_missing": 0, "epoch_regressions": 0, "faults": 3}
     assert verdict.convergence["nats_kill"] == {"faults": 2, "p50": 0.5, "max": 1.5,
-                                                "unconverged": 0}
+                                                "whole_probe_max": 1.9, "unconverged": 0}
     assert verdict.convergence["store_fail"]["unconverged"] == 1
     assert verdict.final_convergence == 0.4 and verdict.seed == 3
 

@@ -8,7 +8,8 @@ import orjson
 import pytest
 import yaml
 
-from sie_chaos.observer import Probe, caught_up, convergence_problems, published_hashes
+from sie_chaos.observer import (CatchUpClock, Probe, caught_up, convergence_problems, lagging,
+                                published_hashes)
 from sie_chaos.workload import (AttemptResult, OpGenerator, classify_exception,
                                 classify_response, settle)
 
@@ -101,6 +102,48 @@ def test_not_caught_up():
     assert not caught_up(probe(seen_workers={"default": 1, "sglang": 0}), 0, seen, EXPECTED)
     stale = {"w-d": {"ready": True, "bundle": "default", "bundle_config_hash": "h1"}}
     assert not caught_up(probe(workers=stale), 0, seen, EXPECTED)
+
+
+def test_lagging_names_each_node_behind_and_why():
+    seen = {"default": {"h9"}, "sglang": {"s9"}}
+    behind = dict(CONFIG, epoch=8, bootstrapped=True)
+    stale = {"w-d": {"ready": True, "bundle": "default", "bundle_config_hash": "h1"},
+             "w-s": {"ready": False, "bundle": "sglang"}}
+    assert lagging(probe(gateways={"gateway-0": behind}, workers=stale), 9, seen, EXPECTED) == {
+        "gateway-0": "epoch 8 < 9", "w-d": "hash 'h1' not seen since the heal",
+        "w-s": "not ready"}
+    assert lagging(probe(seen_workers={"default": 1}), 9, seen, EXPECTED) == {
+        "gateway-0": "sees workers {'default': 1}"}
+    assert lagging(Probe(0.0, None, {}, {}, {}), 9, seen, EXPECTED) == {
+        "sie-config": "did not answer"}
+
+
+def timed(at: float, gateway_epoch: int, worker_hash: str) -> Probe:
+    """A probe whose gateway answered at ``at`` and worker at ``at + 0.1``; finished at +0.3."""
+    base = probe(gateways={"gateway-0": dict(CONFIG, epoch=gateway_epoch, bootstrapped=True)},
+                 workers={"w-d": {"ready": True, "bundle": "default",
+                                  "bundle_config_hash": worker_hash}})
+    return Probe(at, base.config, base.gateways, base.gateway_workers, base.workers,
+                 finished=at + 0.3, answered={"gateway-0": at, "w-d": at + 0.1})
+
+
+def test_the_clock_counts_until_the_last_node_caught_up_for_good():
+    seen = {"default": {"h9"}}
+    clock = CatchUpClock(start=10.0)
+    judge = lambda p: clock.observe(p, lagging(p, 9, seen, {"default": 1, "sglang": 1}))
+    assert judge(timed(10.0, 8, "h9")) is None          # the gateway is behind
+    assert judge(timed(10.5, 9, "h1")) is None          # the gateway caught up, the worker not
+    assert judge(timed(11.0, 9, "h1")) is None
+    done = judge(timed(11.5, 9, "h9"))                  # both: the worker since 11.6
+    assert done is not None
+    assert done.nodes == {"gateway-0": 0.5, "w-d": 1.6}
+    assert (done.seconds, done.whole_probe) == (1.6, 1.8)
+    assert done.lag == {"w-d": "hash 'h1' not seen since the heal"}
+    # a node seen caught up, then behind again, counts from its second recovery
+    clock = CatchUpClock(start=0.0)
+    judge(timed(0.0, 9, "h1"))
+    judge(timed(0.5, 8, "h1"))
+    assert judge(timed(1.0, 9, "h9")).nodes["gateway-0"] == 1.0
 
 
 def test_convergence_problems_name_the_difference():
