@@ -36,9 +36,9 @@ RECOVERED_EPOCHS = 256
 
 
 def recovered_epochs(state: ConfigState, newest_first: Sequence[tuple[str, float]],
-                     router_id: str) -> list[tuple[int, tuple[ConfigDelta, ...]]]:
-    """The seeded epochs for the models ``newest_first`` (id as stored, modification time),
-    oldest first, the last at ``state.epoch``.
+                     router_id: str) -> tuple[int, list[tuple[int, tuple[ConfigDelta, ...]]]]:
+    """The first label used, and the seeded epochs for the models ``newest_first`` (id as
+    stored, modification time), oldest first, the last at ``state.epoch``.
 
     Models with the same time (a coarse clock) cannot be ordered, so they go together, at the
     label of the last of them: a mirror whose epoch falls among their labels gets them all.
@@ -68,7 +68,7 @@ def recovered_epochs(state: ConfigState, newest_first: Sequence[tuple[str, float
         if position + 1 == len(served) or served[position + 1][1] != modified:
             epochs.append((epoch, tuple(group)))
             group = []
-    return epochs
+    return first, epochs
 
 
 def seed(delta_log: DeltaLog, state: ConfigState,
@@ -78,13 +78,12 @@ def seed(delta_log: DeltaLog, state: ConfigState,
     (the store cannot say when its files were written) leaves it empty."""
     if not newest_first or window <= 0:
         return
-    epochs = recovered_epochs(state, newest_first, router_id)
-    # Ties at the store's cut can make the list longer than the window; it covers as many
-    # epochs as it holds models.
-    held = sum(len({d.model_id for d in deltas}) for _epoch, deltas in epochs)
-    first = state.epoch - held + 1
+    first, epochs = recovered_epochs(state, newest_first, router_id)
     if not epochs or first <= 0:
         return  # fewer epochs than files written (a hand-made store): no labels fit
+    # Ties at the store's cut can make the list longer than the window; it covers as many
+    # epochs as it holds models.
+    held = state.epoch - first + 1
     base = max(state.epoch - max(window, held), 0)
     delta_log.recover(base, epochs)
     log.info("delta log: the changes after epoch %d recovered from the %d model files "

@@ -166,3 +166,11 @@ def test_writes_a_coarse_clock_cannot_order_are_sent_together(history):
     for before in served:
         for bundle in (None, "default", "sglang"):
             assert caught_up(before, restarted, log, bundle).epoch == restarted.epoch
+
+
+def test_a_store_with_fewer_epochs_than_files_seeds_nothing(history):
+    """A hand-made or reset store (epoch 1, eight model files): no labels fit below it."""
+    store_dir, _served = history
+    ConfigStore.open(str(store_dir)).write_epoch(1)
+    restarted, log = restart(store_dir)
+    assert restarted.epoch == 1 and log.statistics().epochs == 0
