@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import threading
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
@@ -118,10 +119,11 @@ class AsyncioBridge:
 
     def start_from_thread(self, async_fn: Callable[..., Awaitable[Any]], *args: Any,
                           after: Callable[[], None] | None = None) -> bool:
-        """From a thread that is neither trio's nor the loop's: start `async_fn(*args)` on the
-        loop without waiting for it. False when the loop is closed. Its failure is logged.
-        `after()` runs on the loop when it has ended, either way, after what its last step
-        scheduled (a nats-py publish's wake-up of the connection's writer, for one)."""
+        """From a thread that is not trio's (a model host's, or the loop's own): start
+        `async_fn(*args)` on the loop without waiting for it. False when the loop is closed.
+        Its failure is logged. `after()` runs on the loop when it has ended, either way, after
+        what its last step scheduled (a nats-py publish's wake-up of the connection's writer,
+        for one). On the loop's own thread the task is created at once: no wake-up to send."""
         if self._closed:
             return False
 
@@ -131,6 +133,9 @@ class AsyncioBridge:
             if after is not None:
                 task.add_done_callback(lambda _task: after())
 
+        if threading.current_thread() is self._thread.thread:
+            start()
+            return True
         return self._thread.call_soon(start)
 
     # ---- asyncio -> trio (awaited on the loop) --------------------------------------------

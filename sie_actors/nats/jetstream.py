@@ -24,7 +24,7 @@ import trio
 from nats.js.api import (AckPolicy, ConsumerConfig, RetentionPolicy, StorageType,
                          StreamConfig)
 
-from sie_actors.aio.gather import gather
+from sie_actors.aio.gather import gather, one_turn
 from sie_actors.inference import wire
 from sie_actors.nats.link import NatsLink, NotConnected
 
@@ -179,6 +179,10 @@ async def _ensure_stream(client, pool: str) -> None:
 
 async def _publish_all(client, messages: tuple[tuple[str, bytes], ...], timeout: float) -> None:
     js = client.jetstream(timeout=timeout)
+    if len(messages) == 1:  # a one-item request: no task for `gather` to wait for
+        subject, data = messages[0]
+        await js.publish(subject, data, timeout=timeout)
+        return
     await gather(*(js.publish(subject, data, timeout=timeout)
                            for subject, data in messages))
 
@@ -203,10 +207,16 @@ async def _fetch(_client, handle, batch: int, timeout: float,
     if start is None or not deliveries:
         return deliveries, None
     try:
-        return deliveries, start(deliveries)
+        started = start(deliveries)
     except Exception:  # a fast-lane bug must not lose the batch: trio takes it the usual way
         log.exception("starting a fetched batch on the loop failed")
         return deliveries, None
+    if started is not None:
+        # One turn of the loop first, so what `start` set going here (a one-item batch
+        # computed on this thread has its reply task waiting) reaches the connection's writer
+        # before trio is woken with this answer and competes with it for the interpreter.
+        await one_turn()
+    return deliveries, started
 
 
 async def _reply_and_ack(client, replies: tuple[tuple[str, bytes], ...], msgs: list) -> None:

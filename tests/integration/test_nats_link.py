@@ -119,6 +119,31 @@ async def test_start_from_thread_sends_from_a_foreign_thread_without_waiting(nat
     assert ran_on == ["sie-asyncio"]
 
 
+async def test_start_from_thread_on_the_loops_own_thread_creates_the_task_at_once(nats_server,
+                                                                                 nursery):
+    """A one-item batch computed on the loop's thread sends its reply from there: the task is
+    created on the spot (no wake-up of the loop by itself, no turn lost)."""
+    import asyncio
+    link = await linked(nursery, nats_server.url, "own")
+    received = await link.subscribe("t.own")
+    seen: dict = {}
+
+    async def send(client, data):
+        await client.publish("t.own", data)
+
+    async def from_the_loop(_client):
+        before = len(asyncio.all_tasks())
+        seen["started"] = link.start_from_thread(
+            send, b"own", after=lambda: seen.setdefault("after", threading.current_thread().name))
+        seen["new tasks"] = len(asyncio.all_tasks()) - before
+
+    await link.run_with_client(from_the_loop)
+    with trio.fail_after(5):
+        assert await received.receive() == b"own"
+    await wait_for(lambda: "after" in seen, 5, "after ran")
+    assert seen == {"started": True, "new tasks": 1, "after": "sie-asyncio"}
+
+
 async def test_nothing_confirmed_while_server_is_down(nats_server, nursery):
     link = await linked(nursery, nats_server.url, "p")
     reconnects = link.reconnect_events()

@@ -98,3 +98,18 @@ async def test_a_host_that_refuses_at_once_leaves_the_batch_to_trio(lane):
     await host.aclose()        # closed: `submit` refuses (ModelUnloaded)
     assert fast_lane.start([delivery(0)]) is None
     assert consumer.sent == []
+
+
+async def test_a_one_item_batch_on_an_idle_host_is_computed_and_sent_from_the_loops_thread(lane):
+    fast_lane, consumer, host = lane
+
+    def start_on_this_thread():
+        return fast_lane.start([delivery(0, "abc")]), threading.get_ident()
+
+    start, loop_thread = await trio.to_thread.run_sync(start_on_this_thread)
+    assert start is not None
+    outcome = EncodeOutcome()
+    await settle_batch(start.started, "w", outcome)
+    [(thread, subjects, _acked)] = consumer.sent
+    assert thread == loop_thread != host.thread_id
+    assert [r.item_index for r in outcome.sent] == [0]

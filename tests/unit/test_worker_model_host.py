@@ -238,3 +238,38 @@ async def test_a_wake_asked_for_inside_then_waits_until_its_followup_is_stored()
         proceed.set()
     assert results[0].followup == "followup"
     await host.aclose()
+
+
+async def test_here_if_idle_computes_on_the_callers_thread_when_nothing_else_runs():
+    adapter = FakeAdapter()
+    host = await started_host(adapter)
+    try:
+        def submit_here():
+            job = host.submit(["abc"], then=lambda result: threading.get_ident(),
+                              here_if_idle=True)
+            return job, threading.get_ident()
+        job, caller = await trio.to_thread.run_sync(submit_here)   # a thread like the loop's
+        result = await host.result(job)
+        assert result.followup == caller != host.thread_id
+        assert adapter.threads == {caller} and result.vectors.tolist() == [[3.0, 0.0]]
+        assert host.pending == 0
+    finally:
+        await host.aclose()
+
+
+async def test_here_if_idle_queues_behind_a_batch_that_is_running():
+    gate = threading.Event()
+    adapter = FakeAdapter(gate)
+    host = await started_host(adapter)
+    try:
+        running = host.submit(["held"])
+        await trio.to_thread.run_sync(adapter.started.wait, 10)
+        queued = await trio.to_thread.run_sync(
+            lambda: host.submit(["x"], then=lambda r: threading.get_ident(), here_if_idle=True))
+        assert not queued.done.is_set()      # it did not run on the caller's thread meanwhile
+        gate.set()
+        assert (await host.result(queued)).followup == host.thread_id
+        await host.result(running)
+    finally:
+        gate.set()
+        await host.aclose()

@@ -93,7 +93,7 @@ class StartedBatch:
 
 def start_batch(host: ModelHost, batch: list[WorkItem], worker_id: str, *,
                 clock: Callable[[], float] = time.time,
-                send_now: SendNow | None = None) -> StartedBatch:
+                send_now: SendNow | None = None, here_if_idle: bool = False) -> StartedBatch:
     """Hand a batch to its host without waiting; callable from trio or from the NATS loop's
     thread (the consumer's fast lane). `settle_batch` waits for it in trio."""
     started = clock()
@@ -111,7 +111,7 @@ def start_batch(host: ModelHost, batch: list[WorkItem], worker_id: str, *,
 
     try:
         job = host.submit([i.item["text"] for i in batch], encode_options(batch[0]),
-                          then=finish, then_wakes=True)
+                          then=finish, then_wakes=True, here_if_idle=here_if_idle)
     except InferenceError as exc:      # ModelLoadFailed included
         return StartedBatch(host, batch, error=exc)
     return StartedBatch(host, batch, job)

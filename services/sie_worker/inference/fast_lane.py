@@ -3,7 +3,9 @@
 Why: a one-item request spends most of its few milliseconds of overhead in thread hand-offs,
 each a wake-up of a sleeping thread. Through trio, a fetched message costs two (loop → trio →
 host thread); the lane makes it one (loop → host thread), and the results already leave from
-the host thread (`start_batch`'s `send_now`), so trio is off the request's path entirely. Trio
+the host thread (`start_batch`'s `send_now`), so trio is off the request's path entirely. A
+one-item batch whose host is idle makes it none: it is computed on the loop's thread itself,
+and its reply leaves from there. Trio
 still owns everything else about the batch: it waits for it (`settle_batch`), sends progress
 acks, counts it, and handles every error and retry.
 
@@ -100,7 +102,9 @@ class FastLane:
                 items, [batching.item_cost(i) for i in items], profile.max_batch_tokens)) != 1:
             return None
         replies = Replies(self.consumer, pairs)
-        started = start_batch(host, items, self.worker_id, send_now=replies.send_now)
+        # one item: computed right here when its host is idle (`ModelHost.submit` says why)
+        started = start_batch(host, items, self.worker_id, send_now=replies.send_now,
+                              here_if_idle=len(items) == 1)
         if started.error is not None:
             return None       # refused at once (full, unloaded): nothing was submitted
         self.taken += 1
