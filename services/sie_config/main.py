@@ -8,7 +8,8 @@ Supervision tree:
       writer     WriterActor       (the single writer)
 
 The HTTP server starts after the tree and needs nothing from NATS, so reads, /healthz and
-/readyz work while NATS is down (CONTRACT §2 item 8).
+/readyz work while NATS is down (CONTRACT §2 item 8). Once it serves, every connect of the NATS
+link is announced on `sie.config.started`, so mirrors check sie-config's epoch at once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from functools import partial
 
 import trio
 
+from sie_actors.domain.delta import STARTED_SUBJECT, started_announcement
 from sie_actors.domain.errors import DomainError
 from sie_actors.domain.model_config import parse_stored_model_yaml
 from sie_actors.gcpause import gc_paused
@@ -129,6 +131,7 @@ async def run_service(settings: ConfigSettings, shutdown: trio.Event, *,
                                 idempotency_ttl=settings.idempotency_ttl, metrics=metrics,
                                 max_payload=(lambda: link.max_payload) if link else None,
                                 mailbox=box)))
+    connects = link.reconnect_events() if link is not None else None
     supervisor = Supervisor("sie-config", children, max_restarts=settings.supervisor_max_restarts,
                             window=settings.supervisor_window, on_restart=metrics.count_restart)
 
@@ -145,6 +148,9 @@ async def run_service(settings: ConfigSettings, shutdown: trio.Event, *,
                 urls = await http.start(partial(serve_app, app, settings.host, settings.port,
                                                 shutdown))
                 log.info("sie-config serving on %s", ", ".join(urls))
+                if link is not None and connects is not None:
+                    nursery.start_soon(announce_started, link, connects, cell,
+                                       settings.router_id)
                 task_status.started(urls)
             # hypercorn returned: `shutdown` was set and in-flight requests are done.
             nursery.cancel_scope.cancel()
@@ -152,6 +158,30 @@ async def run_service(settings: ConfigSettings, shutdown: trio.Event, *,
         if store is not None:  # an object store gives back its lease on the asyncio loop
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(store.close)
+
+
+async def announce_started(link: NatsLink, connects: trio.MemoryReceiveChannel[int],
+                           cell: StateCell, router_id: str) -> None:
+    """Say on NATS that sie-config serves, on each connect from the moment HTTP is up (a
+    connect before that is announced then). Mirrors read `/v1/configs/epoch` when they hear
+    it: a write this process's predecessor stored but never published is caught up at once
+    (`started_announcement` says why). Best effort: a mirror's routine poll is the backstop."""
+    announced = 0
+    while True:
+        count = await connects.receive()
+        while True:  # several connects queued: one announcement says it all
+            try:
+                count = connects.receive_nowait()
+            except trio.WouldBlock:
+                break
+        if count <= announced:
+            continue
+        announced = count
+        state = cell.current
+        report = await link.publish_confirmed(
+            [(STARTED_SUBJECT, started_announcement(router_id, state.epoch, state.generation))])
+        if not report.all_confirmed:
+            log.info("the started announcement was not confirmed; mirrors will poll")
 
 
 def recent_writes(settings: ConfigSettings, store: ConfigStore | None,

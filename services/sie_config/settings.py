@@ -53,8 +53,9 @@ class ConfigSettings:
         "`store_unavailable` after this long", positive_float)
     nats_url: str | None = setting(
         "SIE_NATS_URL", None,
-        "NATS server for deltas. sie-config starts and serves reads while NATS is down; writes "
-        "get 503 `nats_unavailable` until it is connected", shown="unset: standalone")
+        "NATS server for deltas, and for `sie.config.started` on each connect once it serves. "
+        "sie-config starts and serves reads while NATS is down; writes get 503 "
+        "`nats_unavailable` until it is connected", shown="unset: standalone")
     nats_ping_interval: float = NATS_PING_INTERVAL.field()
     bundles_dir: Path | None = BUNDLES_DIR.field()
     models_dir: Path | None = MODELS_DIR.field()

@@ -7,6 +7,7 @@ Supervision tree:
       mirror      RegistryMirrorActor           owns the registry mirror
       deltas      delta_feed: _all -> mirror    (with SIE_NATS_URL)
       poller      EpochPollerActor              (with SIE_CONFIG_SERVICE_URL)
+      config-started  started_feed: sie-config's start -> a poll now (with both)
       workers     WorkerDirectoryActor          starts and retires worker sessions
         worker-session <url> (Supervisor)       one per worker
           session WorkerSessionActor            its /ws/status stream
@@ -32,7 +33,7 @@ from sie_actors.domain.registry import Registry
 from sie_actors.domain.sync import MirrorPosition
 from sie_actors.domain.worker_status import ANNOUNCE_SUBJECT, WorkerAnnouncement
 from sie_actors.actors.config_client import ConfigClient
-from sie_actors.actors.mirror import EpochPollerActor, delta_feed, subject_pump
+from sie_actors.actors.mirror import EpochPollerActor, delta_feed, started_feed, subject_pump
 from sie_actors.http.app import create_app, serve_app
 from sie_actors.nats.link import NatsLink, NatsSettings
 from sie_actors.runtime import ActorRef, Mailbox, Supervisor, actor_child
@@ -141,6 +142,9 @@ async def _run_tree(settings: GatewaySettings, shutdown: trio.Event, metrics: Ga
             fleet.tap(mirror_box.ref), client, position=lambda: cell.current.position,
             interval=settings.poll_interval, metrics=GatewayMirrorMetrics(metrics),
             mailbox=box)))
+        if link is not None:
+            children.append(ChildSpec("config-started", started_feed(
+                link, poller_box.ref, settings.trusted_producers)))
     workers_box = Mailbox(name="workers")
     children.append(actor_child("workers", workers_box, lambda box: WorkerDirectoryActor(
         directory, static_urls=settings.workers, heartbeat_timeout=settings.heartbeat_timeout,

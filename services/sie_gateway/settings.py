@@ -26,8 +26,8 @@ class GatewaySettings:
         "sie-config base URL; unset: filesystem seed and NATS deltas only", url)
     nats_url: str | None = setting(
         "SIE_NATS_URL", None,
-        "NATS for deltas (`sie.config.models._all`) and worker announcements "
-        "(`sie.workers.announce`)")
+        "NATS for deltas (`sie.config.models._all`), sie-config's start "
+        "(`sie.config.started`) and worker announcements (`sie.workers.announce`)")
     workers: tuple[str, ...] = setting(
         "SIE_GATEWAY_WORKERS", (), "comma-separated worker base URLs (added to `--worker`)",
         url_list, shown="unset")

@@ -7,12 +7,13 @@ Supervision tree:
       bundle-config  MirrorActor           (owns registry, epoch, readiness; fetches snapshots)
       deltas         delta_feed            (only with SIE_NATS_URL)
       epoch-poller   EpochPollerActor      (only with SIE_CONFIG_SERVICE_URL)
-
-The mirror and the poller are the shared ones of ``sie_actors.actors.mirror`` (a gateway runs
-the same), scoped here to this worker's bundle and its bundle export.
+      config-started started_feed          sie-config's start -> a poll now (with both)
       announcer      Announcer             (only with SIE_NATS_URL)
       inference      run_inference         model hosts + JetStream pull consumer of SIE_POOL
                                            (only with SIE_NATS_URL)
+
+The mirror and the poller are the shared ones of ``sie_actors.actors.mirror`` (a gateway runs
+the same), scoped here to this worker's bundle and its bundle export.
 
 HTTP (``/healthz``, ``/readyz``, ``/metrics``, ``/v1/worker/status``, ``/ws/status``) runs
 beside the tree on the same host:port and only reads the published WorkerView.
@@ -31,7 +32,7 @@ from urllib.parse import urlsplit
 import trio
 
 from sie_actors.actors.config_client import ConfigClient
-from sie_actors.actors.mirror import EpochPollerActor, delta_feed
+from sie_actors.actors.mirror import EpochPollerActor, delta_feed, started_feed
 from sie_actors.domain.delta import bundle_subject
 from sie_actors.domain.mirror_protocol import Pacing
 from sie_actors.http.app import create_app, serve_app
@@ -104,6 +105,9 @@ async def run_service(settings: WorkerSettings, shutdown: trio.Event, *,
             children.append(actor_child("epoch-poller", poller_box, lambda box: EpochPollerActor(
                 config_box.ref, client, position=views.position, interval=settings.poll_s,
                 metrics=WorkerMirrorMetrics(metrics), mailbox=box)))
+            if link is not None:
+                children.append(ChildSpec("config-started", started_feed(
+                    link, poller_box.ref, settings.trusted_producers)))
         if link is not None:
             announcer = Announcer(link, advertised, settings.name, settings.bundle,
                                   settings.announce_s, link.reconnect_events(), metrics)

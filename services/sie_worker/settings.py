@@ -75,7 +75,8 @@ class WorkerSettings:
         "SIE_CONFIG_SERVICE_URL", None, "sie-config; without it: seed only, no poll", url)
     nats_url: str | None = setting(
         "SIE_NATS_URL", None,
-        "deltas on `sie.config.models.{bundle}`, announcements on `sie.workers.announce`")
+        "deltas on `sie.config.models.{bundle}`, sie-config's start on `sie.config.started`, "
+        "announcements on `sie.workers.announce`")
     bundles_dir: Path | None = BUNDLES_DIR.field()
     models_dir: Path | None = MODELS_DIR.field()
     token: str | None = setting(

@@ -30,6 +30,7 @@ from sie_actors.domain.mirror_protocol import (Count, DeltaReceived, EpochObserv
                                                MirrorProtocol, MirrorScope, MirrorView, Note,
                                                Pacing, Poll, Publish, Reconnected,
                                                SnapshotFailed, SnapshotFetched, Tick, Wake)
+from sie_actors.domain.delta import STARTED_SUBJECT, announcer, is_trusted_producer
 from sie_actors.domain.sync import MirrorPosition
 from sie_actors.nats.link import NatsLink
 from sie_actors.runtime import Actor, ActorRef, Backoff, MailboxFull
@@ -165,8 +166,10 @@ class EpochPollerActor(Actor):
     async def handle(self, message) -> object:
         if not isinstance(message, PollNow):
             raise TypeError(f"poller: unexpected message {message!r}")
-        if self.ref.mailbox.pending and message.trigger == "timer" and not self._failing:
-            # another poll is queued right behind this one: let it do the work. Never skip an
+        if self.ref.mailbox.pending and message.trigger in ("timer", "announce") \
+                and not self._failing:
+            # another poll is queued right behind this one: let it do the work (a burst of
+            # announcements costs sie-config one read per drain, not one each). Never skip an
             # asked poll: the mirror waits for the answer with that trigger (a held delta's
             # "verify" read, the check after a reconnect). Nor a routine one after failures: its
             # answer is the "recovered" the mirror must hear
@@ -223,6 +226,15 @@ def delta_feed(link: NatsLink, subject: str, mirror: ActorRef):
     async def forward(raw: bytes) -> None:
         await mirror.tell(DeltaReceived(raw))
     return subject_pump(link, subject, forward)
+
+
+def started_feed(link: NatsLink, poller: ActorRef, trusted: tuple[str, ...]):
+    """A supervised child: sie-config's started announcements, from a trusted producer, become
+    an epoch poll now (trigger ``announce``; the mirror fetches at once if it is behind)."""
+    async def forward(raw: bytes) -> None:
+        if is_trusted_producer(announcer(raw), trusted):
+            await poller.tell(PollNow("announce"))
+    return subject_pump(link, STARTED_SUBJECT, forward)
 
 
 def subject_pump(link: NatsLink, subject: str, forward):

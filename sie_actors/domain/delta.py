@@ -16,6 +16,8 @@ from .errors import ParseError
 
 SUBJECT_PREFIX = "sie.config.models."
 ALL_SUBJECT = SUBJECT_PREFIX + "_all"
+# Ours (the original has no such message): sie-config says it is serving, on every connect.
+STARTED_SUBJECT = "sie.config.started"
 DEFAULT_TRUSTED_PRODUCERS: tuple[str, ...] = ("sie-config",)
 
 
@@ -135,3 +137,22 @@ def parse_trusted_producers(value: str | None) -> tuple[str, ...]:
     """``SIE_NATS_CONFIG_TRUSTED_PRODUCERS`` (comma-separated); unset or blank → default."""
     entries = tuple(p.strip() for p in (value or "").split(",") if p.strip())
     return entries or DEFAULT_TRUSTED_PRODUCERS
+
+
+def started_announcement(router_id: str, epoch: int, generation: str) -> bytes:
+    """What sie-config publishes on `STARTED_SUBJECT` once it serves: a mirror that hears it
+    reads `/v1/configs/epoch` at once. Why: killed between storing a write and publishing it,
+    sie-config comes back an epoch ahead of every mirror, and nothing else would tell them
+    until the next write or routine poll."""
+    return orjson.dumps({"router_id": router_id, "epoch": epoch, "generation": generation})
+
+
+def announcer(raw: bytes) -> str | None:
+    """The ``router_id`` of a started announcement, for the producer check; None if unreadable.
+    The rest is not trusted either way: the mirror reads sie-config's epoch itself."""
+    try:
+        obj = orjson.loads(raw)
+    except (orjson.JSONDecodeError, TypeError):
+        return None
+    value = obj.get("router_id") if isinstance(obj, dict) else None
+    return value if isinstance(value, str) else None

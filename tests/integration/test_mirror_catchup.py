@@ -147,3 +147,40 @@ def test_mirrors_catch_up_over_a_sie_config_killed_mid_write(nats_server, spawn,
         assert worker_after[1] == worker_before[1], (worker_before, worker_after)
     finally:
         proxy.close()
+
+
+def test_a_restarted_sie_config_announces_itself_and_the_mirrors_catch_up_at_once(
+        nats_server, spawn, tmp_path):
+    """Nothing else tells them: NATS stays up (no reconnect), routine polls are off, and no
+    write follows. The restarted sie-config's announcement on `sie.config.started` makes each
+    mirror read the epoch, find itself behind, and catch up."""
+    store_dir = tmp_path / "store"
+    cfg = start_config(spawn, nats_server.url, store_dir)
+    gateway = spawn("sie_gateway", gateway_env(cfg.url, nats_server.url,
+                                               SIE_GATEWAY_POLL_INTERVAL_S=NO_POLL),
+                    ready_path="/readyz")
+    worker = start_worker(spawn, cfg.url, nats_server.url, "announce-worker",
+                          SIE_WORKER_POLL_S=NO_POLL)
+    wait_until(lambda: metric(gateway.url, "sie_gateway_nats_connected") == 1, 15,
+               what="gateway connected to NATS")
+    assert post_until_accepted(cfg.url, model_yaml("heard/one")).status_code == 201
+    wait_until(lambda: gateway_position(gateway.url) == sie_config_position(cfg.url), 10,
+               what="the gateway heard the write")
+    wait_until(lambda: worker_hash(worker.url)
+               == config_epoch(cfg.url)["bundle_config_hashes"]["default"], 10,
+               what="the worker heard the write")
+    announced_before = metric(worker.url, "sie_worker_epoch_polls_total", trigger="announce",
+                              result="ok")
+
+    cfg.kill()
+    store = ConfigStore.open(str(store_dir))
+    store.commit_write("killed/unannounced", model_yaml("killed/unannounced").decode(),
+                       store.read_epoch() + 1)
+    cfg = start_config(spawn, nats_server.url, store_dir, port=cfg.port)
+    expected = sie_config_position(cfg.url)
+    wait_until(lambda: gateway_position(gateway.url) == expected, HEAL_DEADLINE,
+               interval=0.02, what="the gateway caught up")
+    wait_until(lambda: worker_hash(worker.url) == expected["bundle_config_hashes"]["default"],
+               HEAL_DEADLINE, interval=0.02, what="the worker caught up")
+    assert metric(worker.url, "sie_worker_epoch_polls_total", trigger="announce",
+                  result="ok") >= announced_before + 1

@@ -127,3 +127,13 @@ def test_custom_trusted_producers() -> None:
 def test_subjects() -> None:
     assert bundle_subject("default") == "sie.config.models.default"
     assert ALL_SUBJECT == "sie.config.models._all"
+
+
+def test_the_started_announcement_names_its_producer_and_nothing_else_is_trusted():
+    from sie_actors.domain.delta import announcer, is_trusted_producer, started_announcement
+    raw = started_announcement("sie-config-0", 12, "g1")
+    assert announcer(raw) == "sie-config-0" and is_trusted_producer(announcer(raw))
+    assert announcer(b'{"router_id": "intruder"}') == "intruder"
+    assert not is_trusted_producer(announcer(b'{"router_id": "intruder"}'))
+    for junk in (b"", b"not json", b"[1]", b'{"router_id": 5}'):
+        assert announcer(junk) is None and not is_trusted_producer(announcer(junk))

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import trio
+import trio.testing
 
 from sie_actors.actors.config_client import ConfigReadError
 from sie_actors.actors.mirror import EpochPollerActor, PollNow
@@ -73,6 +74,21 @@ async def test_an_asked_poll_queued_before_a_timer_poll_is_answered(nursery):
     first, second = await observed(mirror, 2)
     assert (first.trigger, first.ask, first.report.epoch) == ("verify", 7, 3)
     assert second.trigger == "timer" and reader.reads == 2  # the two timer polls were one
+
+
+async def test_a_burst_of_announcements_is_one_read(nursery):
+    """sie-config's started announcements (or forged ones from a trusted name) cost one read
+    per drain of the mailbox, and its answer carries the trigger the mirror acts on."""
+    mirror, box, reader = Mailbox(name="mirror"), Mailbox(name="poller"), Reader()
+    for _ in range(5):
+        await box.ref.tell(PollNow("announce"))
+    poller = EpochPollerActor(mirror.ref, reader, position=lambda: MirrorPosition(2, "g1"),
+                              interval=3600.0, metrics=Quiet(), mailbox=box)
+    await nursery.start(poller.run)
+    [answer] = await observed(mirror, 1)
+    await trio.testing.wait_all_tasks_blocked()   # every queued announcement was handled
+    assert not box.pending
+    assert answer.trigger == "announce" and reader.reads == 1
 
 
 async def test_a_failed_routine_read_is_retried_and_its_answer_says_recovered(nursery,
