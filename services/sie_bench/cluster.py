@@ -20,7 +20,7 @@ import yaml
 from sie_actors.procs import (ManagedProcess, NatsServer, ProcessSpec, ServiceProcess,
                               child_env, free_port, free_port_block)
 from sie_actors.seed import default_dir, load_bundles
-from sie_actors.testing.waiting import wait_for
+from sie_actors.procs.polling import wait_for
 from sie_cluster.topology import plan_cluster
 
 BUNDLES_DIR = default_dir("bundles")

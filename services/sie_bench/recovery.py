@@ -25,7 +25,7 @@ import trio
 from sie_actors.domain.delta import ALL_SUBJECT
 from sie_actors.http.metrics_text import sample_sum
 from sie_actors.nats.link import NatsLink, NatsSettings
-from sie_actors.testing.waiting import wait_for
+from sie_actors.procs.polling import wait_for
 
 from sie_bench.cluster import Fleet, await_ready, client, model_yaml, now, preload_store
 from sie_bench.rawhttp import RawHTTP, served

@@ -13,7 +13,7 @@ from __future__ import annotations
 from .child import Child, ChildExited
 from .env import WIRING_VARIABLES, child_env
 from .nats import nats_server_argv, nats_server_binary
-from .polling import wait_until
+from .polling import wait_for, wait_until
 from .ports import LOOPBACK, free_port, free_port_block, port_accepts
 from .spec import ProcessSpec, service_argv
 from .sync import ManagedProcess, NatsServer, ServiceProcess
@@ -34,5 +34,6 @@ __all__ = [
     "nats_server_binary",
     "port_accepts",
     "service_argv",
+    "wait_for",
     "wait_until",
 ]

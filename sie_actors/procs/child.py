@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from sie_actors.testing.waiting import wait_for
+from .polling import wait_for
 
 from .env import child_env
 from .ports import port_accepts

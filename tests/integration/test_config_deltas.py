@@ -13,7 +13,7 @@ import yaml
 from sie_actors.domain.delta import ALL_SUBJECT
 from sie_actors.http.metrics_text import sample_sum
 from sie_actors.nats.link import NatsLink, NatsSettings
-from sie_actors.testing.waiting import wait_for
+from sie_actors.procs.polling import wait_for
 from tests.integration.inproc import start_config
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ import pytest
 import trio
 import trio_websocket
 
-from sie_actors.testing.waiting import wait_for
+from sie_actors.procs.polling import wait_for
 from sie_cluster.cli import EXAMPLE_MODEL
 from tests.conftest import REPO, base_env
 from tests.integration.inproc import start_config, start_gateway, start_service

@@ -8,7 +8,7 @@ import yaml
 
 from sie_actors.http.metrics_text import sample_sum
 from sie_actors.testing.fake_worker import start_fake_worker
-from sie_actors.testing.waiting import wait_for
+from sie_actors.procs.polling import wait_for
 from tests.integration.inproc import start_config, start_gateway
 
 

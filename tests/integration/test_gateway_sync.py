@@ -16,7 +16,7 @@ from sie_actors.nats.link import NatsLink, NatsSettings
 from sie_actors.procs import NatsServer, wait_until
 from tests.conftest import REPO, base_env
 from tests.integration.worker_support import post_model, post_until_accepted
-from sie_actors.testing.waiting import wait_for
+from sie_actors.procs.polling import wait_for
 
 pytestmark = pytest.mark.integration
 

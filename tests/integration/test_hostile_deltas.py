@@ -11,7 +11,7 @@ import orjson
 from sie_actors.domain.delta import ALL_SUBJECT, ConfigDelta, bundle_subject
 from sie_actors.http.metrics_text import sample_sums_by
 from sie_actors.nats.link import NatsLink, NatsSettings
-from sie_actors.testing.waiting import wait_for
+from sie_actors.procs.polling import wait_for
 from tests.integration.inproc import start_config, start_gateway, start_worker
 from tests.integration.test_config_http import model
 

@@ -18,7 +18,7 @@ import yaml
 
 from sie_actors.domain.delta import ALL_SUBJECT, ConfigDelta, bundle_subject
 from sie_actors.procs import wait_until
-from sie_actors.testing.waiting import wait_for
+from sie_actors.procs.polling import wait_for
 from tests.integration.test_gateway_sync import gateway_env, has_model
 from tests.integration.test_worker_nats import connected_link, start_config, start_worker
 from tests.integration.worker_support import (config_epoch, metric, model_yaml,

@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from sie_actors.nats.link import NatsLink, NatsSettings, NotConnected
-from sie_actors.testing.waiting import wait_for
+from sie_actors.procs.polling import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from sie_actors.nats.link import NatsLink, NatsSettings
 from sie_actors.procs import wait_until
 from sie_worker.catalog import load_catalog
 from tests.conftest import REPO, base_env
-from sie_actors.testing.waiting import wait_for
+from sie_actors.procs.polling import wait_for
 from tests.integration.worker_support import (NatsProxy, config_epoch, metric, model_yaml,
                                               post_until_accepted, spawn_worker,
                                               wait_nats_connected, wait_worker_hash, worker_env,

@@ -13,7 +13,7 @@ import trio
 from sie_actors.aio import loop_thread
 from sie_actors.aio.bridge import AsyncioCancelled, BridgeClosed, open_asyncio_bridge
 from sie_actors.aio.detached import wait_detached
-from sie_actors.testing.waiting import wait_for
+from sie_actors.procs.polling import wait_for
 
 
 def loop_threads() -> list[threading.Thread]:

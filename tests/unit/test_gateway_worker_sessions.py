@@ -8,7 +8,7 @@ import trio
 from sie_actors.domain.worker_status import WorkerAnnouncement
 from sie_actors.runtime import Backoff
 from sie_actors.testing.fake_worker import FakeStatus, FakeWorker
-from sie_actors.testing.waiting import wait_for
+from sie_actors.procs.polling import wait_for
 from sie_gateway.workers import Announced, WorkerDirectory, WorkerDirectoryActor
 
 

@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from sie_actors.procs import Child, ChildExited, ProcessSpec, child_env, free_port, port_accepts
-from sie_actors.testing.waiting import wait_for
+from sie_actors.procs.polling import wait_for
 
 # Listens on argv[1] and accepts forever; with --ignore-term SIGTERM is ignored, set up before
 # the port listens, so "ready" implies "ignores SIGTERM".

@@ -20,7 +20,7 @@ from sie_actors.domain.mirror_protocol import (DeltaReceived, EpochObserved, Mir
                                                ResyncRequested)
 from sie_actors.domain.snapshot import parse_bundle_snapshot, registry_from_bundle_snapshot
 from sie_actors.domain.sync import EpochReport, MirrorPosition
-from sie_actors.testing.waiting import wait_for
+from sie_actors.procs.polling import wait_for
 from sie_worker.metrics import WorkerMetrics
 from sie_worker.mirror import WorkerMirrorMetrics, WorkerViews, bundle_mirror
 from sie_actors.runtime import Mailbox

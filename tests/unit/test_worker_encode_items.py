@@ -11,7 +11,7 @@ import trio.testing
 from sie_actors.inference import wire
 from sie_actors.inference.errors import ModelLoadFailed
 from sie_actors.inference.wire import WorkItem
-from sie_actors.testing.waiting import wait_for
+from sie_actors.procs.polling import wait_for
 from sie_worker.inference.encode_items import encode_items
 from sie_worker.inference.model_host import ModelHost
 from tests.unit.test_worker_model_host import FakeAdapter, started_host

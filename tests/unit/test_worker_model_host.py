@@ -14,7 +14,7 @@ from sie_worker.inference.model_host import (CLOSED, FAILED, LOADED, LOADING,
 from sie_actors.inference.adapters.base import EncodeOptions
 from sie_actors.inference.errors import (InferenceFailed, ModelLoadFailed, ModelLoading,
                                          ModelUnloaded, QueueFull)
-from sie_actors.testing.waiting import wait_for
+from sie_actors.procs.polling import wait_for
 
 
 class FakeAdapter:

@@ -10,7 +10,7 @@ import trio.testing
 
 from sie_actors.inference.errors import ModelLoadFailed
 from sie_actors.inference.loading import check_servable
-from sie_actors.testing.waiting import wait_for
+from sie_actors.procs.polling import wait_for
 from sie_worker.inference import service
 from sie_worker.inference.model_host import LOADED, ModelHost
 from sie_worker.view import ViewCell
