@@ -105,3 +105,29 @@ def test_without_a_cache_every_load_builds(tmp_path):
     for _ in range(2):
         _cached_session(spec(None), folder, Shape(8), loads.build, loads.session_of)
     assert loads.builds == 2
+
+
+def test_it_keeps_the_entries_used_last_and_drops_abandoned_partials(tmp_path):
+    cache = GraphCache(tmp_path)
+    for i in range(4):
+        cache.put(f"k{i}", b"graph %d" % i)
+        os.utime(cache._path(f"k{i}"), (1000.0 + i, 1000.0 + i))   # k3 written last
+    cache.get("k0")                                                 # ...but k0 used last
+    old_partial = tmp_path / ".partial-x.onnx"
+    fresh_partial = tmp_path / ".partial-y.onnx"
+    old_partial.write_bytes(b"half")
+    fresh_partial.write_bytes(b"half")
+    os.utime(old_partial, (1000.0, 1000.0))
+    cache.prune(keep=2, now=1000.0 + 7200)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".partial-y.onnx", "k0.onnx",
+                                                          "k3.onnx"]
+    assert cache.get("k0") == b"graph 0" and cache.get("k1") is None
+
+
+def test_a_write_prunes(tmp_path):
+    cache = GraphCache(tmp_path)
+    for i in range(12):
+        cache.put(f"k{i:02d}", b"g")
+        os.utime(cache._path(f"k{i:02d}"), (1000.0 + i, 1000.0 + i))
+    cache.put("last", b"g")
+    assert len(list(tmp_path.glob("*.onnx"))) == 8 and cache.get("last") == b"g"
