@@ -5,9 +5,8 @@ each a wake-up of a sleeping thread. Through trio, a fetched message costs two (
 host thread); the lane makes it one (loop → host thread), and the results already leave from
 the host thread (`start_batch`'s `send_now`), so trio is off the request's path entirely. A
 one-item batch whose host is idle makes it none: it is computed on the loop's thread itself,
-and its reply leaves from there. Trio
-still owns everything else about the batch: it waits for it (`settle_batch`), sends progress
-acks, counts it, and handles every error and retry.
+and its reply leaves from there. Trio still owns everything else about the batch: it waits for
+it (`settle_batch`), sends progress acks, counts it, and handles every error and retry.
 
 The lane only takes the common case, judged without waiting: every message decodes, all for one
 loaded model of this worker's bundle, one computation group that fits one batch. Anything else
