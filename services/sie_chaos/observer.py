@@ -85,7 +85,8 @@ def lagging(probe: Probe, floor_epoch: int, seen_hashes: Mapping[str, set[str]],
         elif not status.get("ready"):
             behind[name] = "not ready"
         elif status.get("bundle_config_hash") not in seen_hashes.get(status.get("bundle"), ()):
-            behind[name] = f"hash {_short(status.get('bundle_config_hash'))} not seen since the heal"
+            seen = _short(status.get("bundle_config_hash"))
+            behind[name] = f"hash {seen} not seen since the heal"
     return behind
 
 

@@ -24,7 +24,7 @@ import logging
 from dataclasses import replace
 from typing import Sequence
 
-from sie_actors.domain.delta import ConfigDelta
+from sie_actors.domain.delta import ConfigDelta, write_deltas
 from sie_config.delta_log import DeltaLog
 from sie_config.state import ConfigState
 
@@ -58,13 +58,9 @@ def recovered_epochs(state: ConfigState, newest_first: Sequence[tuple[str, float
     for position, (entry, modified) in enumerate(served):
         epoch = first + position
         group = [replace(d, epoch=epoch) for d in group]
-        bundles = tuple(sorted(entry.bundles))
-        group += [ConfigDelta(router_id=router_id, bundle_id=bundle, epoch=epoch,
-                              bundle_config_hash=registry.bundle_config_hash(bundle),
-                              model_id=entry.model_id, profiles_added=tuple(entry.profiles),
-                              model_config=state.raw_yaml[entry.model_id],
-                              affected_bundles=bundles, generation=state.generation)
-                  for bundle in bundles]
+        group += write_deltas(router_id, entry.model_id, tuple(entry.profiles),
+                              state.raw_yaml[entry.model_id], sorted(entry.bundles), epoch,
+                              state.generation, registry.bundle_config_hash)
         if position + 1 == len(served) or served[position + 1][1] != modified:
             epochs.append((epoch, tuple(group)))
             group = []

@@ -21,7 +21,7 @@ import orjson
 import trio
 
 from sie_actors.actors.publisher import FAILED_WARNING, PublishDeltas, PublishResult
-from sie_actors.domain.delta import ConfigDelta
+from sie_actors.domain.delta import ConfigDelta, write_deltas
 from sie_actors.domain.conflicts import check_content_conflicts
 from sie_actors.domain.errors import DomainError
 from sie_actors.domain.model_config import ensure_reads_back, parse_model_yaml
@@ -238,12 +238,8 @@ class WriterActor(Actor):
 
     def _deltas(self, plan: AppendPlan, yaml_text: str, epoch: int, generation: str,
                 bundle_hash: Callable[[str], str]) -> tuple[ConfigDelta, ...]:
-        return tuple(
-            ConfigDelta(router_id=self.router_id, bundle_id=bundle, epoch=epoch,
-                        bundle_config_hash=bundle_hash(bundle), model_id=plan.model_id,
-                        profiles_added=tuple(plan.created_profiles), model_config=yaml_text,
-                        affected_bundles=tuple(plan.affected_bundles), generation=generation)
-            for bundle in plan.affected_bundles)
+        return write_deltas(self.router_id, plan.model_id, plan.created_profiles, yaml_text,
+                            plan.affected_bundles, epoch, generation, bundle_hash)
 
     async def _commit(self, state: ConfigState, plan: AppendPlan, yaml_text: str) -> WriteOutcome:
         # After a failed commit the store may hold the epoch it tried to write: the floor is what

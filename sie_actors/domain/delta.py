@@ -8,7 +8,7 @@ original consumers ignore it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import orjson
 
@@ -116,6 +116,20 @@ def _str_list(obj: dict[str, Any], key: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ParseError(f"Delta field '{key}' must be a list of strings")
     return tuple(value)
+
+
+def write_deltas(router_id: str, model_id: str, profiles_added: Sequence[str],
+                 model_config: str, bundles: Sequence[str], epoch: int, generation: str,
+                 bundle_hash: Callable[[str], str]) -> tuple[ConfigDelta, ...]:
+    """A model write as published: one delta per affected bundle (its subject and `_all`),
+    each with that bundle's hash after the write (reference §6.3)."""
+    affected = tuple(bundles)
+    return tuple(
+        ConfigDelta(router_id=router_id, bundle_id=bundle, epoch=epoch,
+                    bundle_config_hash=bundle_hash(bundle), model_id=model_id,
+                    profiles_added=tuple(profiles_added), model_config=model_config,
+                    affected_bundles=affected, generation=generation)
+        for bundle in affected)
 
 
 def is_trusted_producer(

@@ -227,7 +227,8 @@ class NatsLink:
     def start_from_thread(self, async_fn: Callable[..., Awaitable[Any]], *args: Any,
                           after: Callable[[], None] | None = None) -> bool:
         """`async_fn(client, *args)` started on the loop from a thread of our own (a model
-        host's), not awaited; False when there is no connected client.
+        host's, or the loop's own for a batch computed there), not awaited; False when there
+        is no connected client.
 
         Why: a result computed on a model's thread then reaches NATS in one thread hop instead
         of two (through trio and back). Only for sends whose loss the protocol tolerates (an

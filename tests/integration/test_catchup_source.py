@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-import trio
 import yaml
 
 from sie_actors.actors.catchup_source import CatchUpSource

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from sie_actors.inference import batching, wire
 from sie_actors.inference.adapters.base import EncodeOptions
@@ -18,7 +18,7 @@ from sie_actors.inference.adapters.pooling import POOLINGS
 from sie_actors.inference.errors import InferenceError, ModelLoadFailed
 from sie_actors.inference.wire import WorkItem, WorkResult
 
-from .model_host import EncodeResult, ModelHost
+from .model_host import EncodeResult, ModelHost, Job
 
 SUPPORTED_OUTPUTS = ("dense",)
 
@@ -87,7 +87,7 @@ class StartedBatch:
 
     host: ModelHost
     batch: list[WorkItem]
-    job: Any = None
+    job: Job | None = None
     error: InferenceError | None = None
 
 

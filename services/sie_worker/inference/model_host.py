@@ -39,7 +39,9 @@ class EncodeResult:
 
 
 @dataclass
-class _Job:
+class Job:
+    """A batch handed to a host (`submit`); `result` waits for it in trio."""
+
     texts: Sequence[str]
     options: EncodeOptions
     then: Callable[..., Any] | None = None
@@ -60,19 +62,20 @@ class _WakeLatch:
     def __init__(self, deliver: Callable[[], None]) -> None:
         self._deliver = deliver
         self._lock = threading.Lock()
-        self._asked = self._armed = False
+        self._arrived: set[str] = set()
 
     def wake(self) -> None:
-        with self._lock:
-            self._asked = True
-            ready = self._armed
-        if ready:
-            self._deliver()
+        """`then` asks for the wake-up (from any thread)."""
+        self._arrive("wake")
 
     def arm(self) -> None:
+        """The host has stored what `then` returned."""
+        self._arrive("arm")
+
+    def _arrive(self, who: str) -> None:
         with self._lock:
-            self._armed = True
-            ready = self._asked
+            self._arrived.add(who)
+            ready = len(self._arrived) == 2
         if ready:
             self._deliver()
 
@@ -124,7 +127,7 @@ class ModelHost:
 
     def submit(self, texts: Sequence[str], options: EncodeOptions = EncodeOptions(), *,
                then: Callable[..., Any] | None = None, then_wakes: bool = False,
-               here_if_idle: bool = False) -> "_Job":
+               here_if_idle: bool = False) -> "Job":
         """Queue a batch for the host thread, from trio or from the NATS loop's thread (the
         worker's fast lane starts a fetched batch without waking trio); `result` waits for it.
 
@@ -154,7 +157,7 @@ class ModelHost:
                 raise QueueFull(f"model {self.model_id!r} already has {self._pending} batches "
                                 "waiting")
             self._pending += 1
-        job = _Job(list(texts), options, then, then_wakes)
+        job = Job(list(texts), options, then, then_wakes)
         if here_if_idle and self._jobs.empty() and self._computing.acquire(blocking=False):
             try:
                 self._execute(job, self.adapter)
@@ -164,7 +167,7 @@ class ModelHost:
         self._jobs.put(job)
         return job
 
-    async def result(self, job: "_Job") -> EncodeResult:
+    async def result(self, job: "Job") -> EncodeResult:
         """Wait in trio for a submitted batch; its result, or the error it ended with."""
         try:
             await job.done.wait()
@@ -192,7 +195,7 @@ class ModelHost:
 
     # --- host thread (or the caller's, for `here_if_idle`) -----------------------------------
 
-    def _execute(self, job: "_Job", adapter: EmbeddingAdapter | None) -> None:
+    def _execute(self, job: "Job", adapter: EmbeddingAdapter | None) -> None:
         """Compute one job (holding `_computing`), run its `then`, and let trio hear of it."""
         if adapter is None or self.state == CLOSED:
             job.error = ModelUnloaded(f"model {self.model_id!r} is not loaded")

@@ -49,7 +49,8 @@ async def preload(cell: ViewCell, hosts: ModelHosts) -> None:
 
 async def run_inference(link: NatsLink, cell: ViewCell, consumer_settings: ConsumerSettings,
                         metrics, *, preload_models: bool, threads: int | None = None,
-                        graph_cache: Path | None = None, task_status=trio.TASK_STATUS_IGNORED) -> None:
+                        graph_cache: Path | None = None,
+                        task_status=trio.TASK_STATUS_IGNORED) -> None:
     task_status.started()
     async with trio.open_nursery() as nursery:
         def publish_loaded() -> None:
