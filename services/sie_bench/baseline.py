@@ -1,7 +1,7 @@
-"""The floor for hot reads: a bare ASGI callable on hypercorn-trio that answers every GET with
-fixed bytes. Measured in the same run as sie-config's cached reads, it says how much of a read's
-cost is ours (routing, auth, metrics) and how much is the HTTP server's, independent of how fast
-the machine is that day.
+"""The HTTP server's floor: a bare ASGI callable on hypercorn-trio that answers every request
+with fixed bytes (a POST's body is read first, as our routes read it). Measured in the same run
+as sie-config's cached reads or the gateway's one-item encodes, it says how much of a request's
+cost is ours and how much is the HTTP server's, independent of how fast the machine is that day.
 
 `python -m sie_bench.baseline serve --host H --port P --body FILE` (the same command-line shape
 as our services, so the bench starts it like one).
@@ -29,6 +29,9 @@ def fixed_body_app(body: bytes):
             await receive()  # lifespan.shutdown
             await send({"type": "lifespan.shutdown.complete"})
             return
+        if scope["method"] == "POST":
+            while (await receive()).get("more_body", False):
+                pass
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -40,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=["serve"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--body", type=Path, required=True, help="file whose bytes every GET gets")
+    parser.add_argument("--body", type=Path, required=True, help="file whose bytes every answer carries")
     args = parser.parse_args(argv)
     config = Config()
     config.bind = [f"{args.host}:{args.port}"]

@@ -7,7 +7,7 @@ functions; neither builds a subject or a message by hand.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 import msgpack
@@ -74,6 +74,20 @@ def clean_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: data[k] for k in ITEM_KEYS if k in data}
 
 
+def _pack_set_fields(message: Any) -> bytes:
+    """A dataclass message as a msgpack map of its set fields, read shallowly: `asdict` would
+    deep-copy every nested value first, and this runs once per item on both sides of the
+    queue (25 us against 3 us for a one-item work item, measured)."""
+    names = _FIELD_NAMES.get(type(message))
+    if names is None:
+        names = _FIELD_NAMES[type(message)] = tuple(f.name for f in fields(message))
+    return msgpack.packb({name: value for name in names
+                          if (value := getattr(message, name)) is not None}, use_bin_type=True)
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 @dataclass
 class WorkItem:
     work_item_id: str
@@ -103,8 +117,7 @@ class WorkItem:
 
     def pack(self) -> bytes:
         """A msgpack map of the named fields; unset optional fields are left out."""
-        return msgpack.packb({k: v for k, v in asdict(self).items() if v is not None},
-                             use_bin_type=True)
+        return _pack_set_fields(self)
 
     @property
     def reply_allowed(self) -> bool:
@@ -176,8 +189,7 @@ class WorkResult:
     payload_fetch_ms: float | None = None
 
     def pack(self) -> bytes:
-        body = {k: v for k, v in asdict(self).items() if v is not None}
-        return msgpack.packb(body, use_bin_type=True)
+        return _pack_set_fields(self)
 
 
 _RESULT_REQUIRED = {"work_item_id": str, "request_id": str, "item_index": int, "success": bool}
