@@ -115,7 +115,7 @@ async def run_service(settings: WorkerSettings, shutdown: trio.Event, *,
             consumer_settings = ConsumerSettings(
                 pool=settings.pool or settings.bundle, bundle=settings.bundle,
                 worker_id=settings.name, ack_wait_s=settings.ack_wait_s,
-                progress_s=settings.ack_wait_s / 5)
+                progress_s=settings.ack_wait_s / 5, fast_lane=settings.fast_lane)
             children.append(ChildSpec("inference", partial(
                 run_inference, link, cell, consumer_settings, metrics,
                 preload_models=settings.preload, graph_cache=settings.graph_cache)))

@@ -43,6 +43,9 @@ class WorkerMetrics(ServiceMetrics):
         self.inflight_items = self.gauge("inflight_items", "Work items fetched and not settled")
         self.encode_items = self.counter("encode_items", "Work items settled, by outcome",
                                          ("outcome",))
+        self.fast_lane_batches = self.counter(
+            "fast_lane_batches", "Fetched batches the fast lane started on their model from "
+            "the NATS loop's thread (the others went through trio)")
         self.model_load_seconds = Histogram(
             "sie_worker_model_load_seconds", "Model load time, by model", ["model"],
             registry=self.registry, buckets=(0.25, 0.5, 1, 2, 4, 8, 16, 32, 64))

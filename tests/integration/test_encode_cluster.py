@@ -50,7 +50,7 @@ def ensure_weights() -> None:
 
 
 class Cluster:
-    def __init__(self, tmp: Path, workers: int = 2) -> None:
+    def __init__(self, tmp: Path, workers: int = 2, **worker_settings: str) -> None:
         self.tmp = tmp
         self.procs: list = []
         self.nats = NatsServer(log_path=tmp / "nats.log", store_dir=tmp / "js").start()
@@ -59,7 +59,7 @@ class Cluster:
             SIE_NATS_URL=self.nats.url, SIE_CONFIG_STORE_DIR=str(tmp / "store")), "/readyz")
         wenv = base_env(SIE_NATS_URL=self.nats.url, SIE_CONFIG_SERVICE_URL=self.config.url,
                         SIE_POOL="default", SIE_WORKER_PRELOAD="true",
-                        SIE_WORKER_HEARTBEAT_S="0.5")
+                        SIE_WORKER_HEARTBEAT_S="0.5", **worker_settings)
         wenv.pop("POD_NAME")
         self.worker_env = wenv
         self.workers = [self.spawn("sie_worker", wenv, "/readyz",
@@ -150,6 +150,34 @@ def test_parity_through_the_cluster(cluster):
         worst = min(worst, cosine(item["dense"]["values"], case["dense"]))
     print(f"lowest cosine over {len(cases)} cases through the cluster: {worst:.8f}")
     assert worst >= 0.99999
+
+
+def test_one_item_requests_take_the_fast_lane(cluster):
+    """By default a worker starts a plain fetched batch from its NATS loop's thread."""
+    before = sum(metric(w.url, "sie_worker_fast_lane_batches_total") for w in cluster.workers)
+    for i in range(3):
+        r = cluster.encode_ok("acme/minilm-support", {"items": [{"text": f"lane {i}"}]})
+        assert r.status_code == 200, r.text
+    after = sum(metric(w.url, "sie_worker_fast_lane_batches_total") for w in cluster.workers)
+    assert after >= before + 3
+
+
+def test_without_the_fast_lane_every_batch_goes_through_trio(tmp_path):
+    """`SIE_WORKER_FAST_LANE=false`: the same vectors, and the lane takes nothing."""
+    ensure_weights()
+    c = Cluster(tmp_path, workers=1, SIE_WORKER_FAST_LANE="false")
+    try:
+        c.add(minilm_doc("acme/minilm-support"))
+        cases = json.loads(FIXTURE.read_text())["cases"][:3]
+        for case in cases:   # one-item requests: the lane's own case
+            r = c.encode_ok("acme/minilm-support", {"items": [{"text": case["text"]}]})
+            assert r.status_code == 200, r.text
+            assert cosine(r.json()["items"][0]["dense"]["values"], case["dense"]) >= 0.99999
+        worker = c.workers[0].url
+        assert metric(worker, "sie_worker_encode_items_total", outcome="ok") >= len(cases)
+        assert metric(worker, "sie_worker_fast_lane_batches_total") == 0
+    finally:
+        c.close()
 
 
 def test_msgpack_in_and_out(cluster):

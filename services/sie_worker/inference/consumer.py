@@ -53,6 +53,7 @@ class ConsumerSettings:
     fetch_batch: int = 64
     load_wait_s: float = 20.0
     max_deliver: int = 20
+    fast_lane: bool = True
 
 
 class WorkConsumer:
@@ -92,8 +93,11 @@ class WorkConsumer:
         s = self.settings
         lane = FastLane(consumer, self.hosts, self.registry, bundle=s.bundle,
                         worker_id=s.worker_id)
+        start = lane.start if s.fast_lane else None
         while True:
-            deliveries, fast = await consumer.fetch_and_start(s.fetch_batch, 1.0, lane.start)
+            deliveries, fast = await consumer.fetch_and_start(s.fetch_batch, 1.0, start)
+            if fast is not None:
+                self.metrics.fast_lane_batches.inc()
             if deliveries:
                 await self.handle(consumer, deliveries, fast)
 
