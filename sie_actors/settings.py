@@ -57,6 +57,14 @@ def count(raw: str, name: str) -> int:
     return value
 
 
+def port_number(raw: str, name: str) -> int:
+    """A TCP port to listen on, 1-65535."""
+    value = count(raw, name)
+    if not 1 <= value <= 65535:
+        raise SystemExit(f"{name} must be a port number (1-65535), got {raw!r}")
+    return value
+
+
 def path(raw: str, name: str):
     from pathlib import Path
     return Path(raw)

@@ -206,10 +206,14 @@ class MainCluster:
     models are in the store at start. Gateways poll the epoch once a minute (the backstop only),
     so the measured propagation is the NATS path's."""
 
-    def __init__(self, workdir: Path, models: int, gateways: int = 2) -> None:
+    def __init__(self, workdir: Path, models: int, gateways: int = 2,
+                 inference_ports: bool = False) -> None:
         self.fleet = Fleet(workdir)
         self.models = models
         self.gateway_count = gateways
+        # each gateway's SIE_GATEWAY_INFERENCE_PORT, when asked for
+        self.inference_ports = ([free_port() for _ in range(gateways)] if inference_ports
+                                else [])
         self.model_ids: list[str] = []
         self.nats: NatsServer | None = None
         self.config: ServiceProcess | None = None
@@ -220,7 +224,9 @@ class MainCluster:
         plan = plan_cluster(data_dir=self.fleet.workdir,
                             base_port=free_port_block(10 + len(bundle_names())),
                             nats_port=free_port(), gateways=self.gateway_count,
-                            base_env=child_env(), extra_env={"SIE_GATEWAY_POLL_INTERVAL_S": "60"})
+                            base_env=child_env(), extra_env={"SIE_GATEWAY_POLL_INTERVAL_S": "60"},
+                            inference_ports=self.inference_ports)
+        self.plan = plan
         self.model_ids = preload_store(plan.store_dir, self.models)
         self.nats = self.fleet.nats(port=plan.nats.port)
         self.config = self.fleet.planned(plan.config)
@@ -229,6 +235,10 @@ class MainCluster:
         self.gateways = [self.fleet.planned(spec) for spec in plan.gateways]
         wait_ready(self.workers + self.gateways)
         return self
+
+    @property
+    def inference_urls(self) -> list[str]:
+        return [self.plan.inference_url(i) for i in range(len(self.inference_ports))]
 
     def close(self) -> None:
         self.fleet.close()

@@ -23,6 +23,7 @@ from sie_cluster.runner import ClusterRunner
 from sie_cluster.topology import ClusterPlan, plan_cluster
 
 READY_LINE = "cluster ready"
+INFERENCE_PORT_OFFSET = 100   # gateway i: BASE+1+i, its inference port BASE+101+i
 
 
 EXAMPLE_MODEL = Path(__file__).with_name("minilm.yaml")  # the README's session uses the same file
@@ -47,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="start from an empty store: the existing DIR/config-store is moved "
                          "aside to DIR/config-store.before-fresh-<time>, not deleted")
     up.add_argument("--base-port", type=int, metavar="BASE", default=8080,
-                    help="sie-config's port; gateway i listens on BASE+1+i, the workers on "
-                         "BASE+10 onwards (default 8080)")
+                    help="sie-config's port; gateway i listens on BASE+1+i (and serves encodes "
+                         "also on its inference port, BASE+101+i), the workers on BASE+10 "
+                         "onwards (default 8080)")
     up.add_argument("--nats-port", type=int, metavar="PORT", default=4222,
                     help="port of the nats-server the cluster starts (default 4222)")
     up.add_argument("--gateways", type=int, default=2, choices=range(1, 10), metavar="1..9",
@@ -72,7 +74,11 @@ def banner(plan: ClusterPlan, seconds: float, admin_token: str | None = None) ->
     return "\n".join([
         f"{READY_LINE} in {seconds:.1f}s (store and logs in {plan.data_dir})",
         f"  {'nats':<{width}}{plan.nats_url}",
-        *[f"  {p.name:<{width}}{p.url}" for p in (plan.config, *plan.gateways, *plan.workers)],
+        f"  {plan.config.name:<{width}}{plan.config.url}",
+        *[f"  {g.name:<{width}}{g.url}" + (f"  (encodes also on {plan.inference_url(i)})"
+                                           if plan.inference_url(i) else "")
+          for i, g in enumerate(plan.gateways)],
+        *[f"  {p.name:<{width}}{p.url}" for p in plan.workers],
         "",
         "Try it in another terminal (same venv):",
         "",
@@ -96,8 +102,10 @@ def banner(plan: ClusterPlan, seconds: float, admin_token: str | None = None) ->
 
 def cluster_ports(plan: ClusterPlan) -> list[tuple[str, int, str]]:
     """(name, port, the flag that moves it) for every process, in start order."""
-    return [(spec.name, spec.port, "--nats-port" if spec is plan.nats else "--base-port")
-            for spec in plan.processes]
+    return ([(spec.name, spec.port, "--nats-port" if spec is plan.nats else "--base-port")
+             for spec in plan.processes]
+            + [(f"{g.name}'s inference port", port, "--base-port")
+               for g, port in zip(plan.gateways, plan.inference_ports)])
 
 
 def start_failure(exc: BaseException) -> BaseException | None:
@@ -133,7 +141,9 @@ async def _up_locked(args: argparse.Namespace, data_dir: Path) -> int:
     plan = plan_cluster(data_dir=data_dir, base_port=args.base_port, nats_port=args.nats_port,
                         gateways=args.gateways, workers_per_bundle=args.workers_per_bundle,
                         bundles_dir=args.bundles_dir, models_dir=args.models_dir,
-                        admin_token=args.admin_token)
+                        admin_token=args.admin_token,
+                        inference_ports=[args.base_port + INFERENCE_PORT_OFFSET + 1 + i
+                                         for i in range(args.gateways)])
     busy = await trio.to_thread.run_sync(first_busy_port, cluster_ports(plan))
     if busy is not None:
         return fail(busy)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from sie_actors.procs import LOOPBACK, ProcessSpec, child_env, nats_server_argv, service_argv
 from sie_actors.seed import default_dir, load_bundles
@@ -21,6 +22,13 @@ class ClusterPlan:
     gateways: tuple[ProcessSpec, ...]
     workers: tuple[ProcessSpec, ...]
     data_dir: Path
+    inference_ports: tuple[int, ...] = ()   # gateway i's SIE_GATEWAY_INFERENCE_PORT, if any
+
+    def inference_url(self, index: int) -> str | None:
+        """Gateway `index`'s inference port URL (the encode route only), or None."""
+        if index >= len(self.inference_ports):
+            return None
+        return f"http://{LOOPBACK}:{self.inference_ports[index]}"
 
     @property
     def processes(self) -> tuple[ProcessSpec, ...]:
@@ -45,7 +53,12 @@ def plan_cluster(*, data_dir: Path, base_port: int = 8080, nats_port: int = 4222
                  gateways: int = 2, workers_per_bundle: int = 1,
                  bundles_dir: Path | None = None, models_dir: Path | None = None,
                  admin_token: str | None = None, extra_env: dict[str, str] | None = None,
-                 base_env: dict[str, str] | None = None) -> ClusterPlan:
+                 base_env: dict[str, str] | None = None,
+                 inference_ports: Sequence[int] = ()) -> ClusterPlan:
+    """`inference_ports`: one per gateway, each gateway's `SIE_GATEWAY_INFERENCE_PORT`; none:
+    the gateways serve encodes on their main port only."""
+    if inference_ports and len(inference_ports) != gateways:
+        raise ValueError(f"{len(inference_ports)} inference ports for {gateways} gateways")
     bundles_dir = (bundles_dir or default_dir("bundles")).resolve()
     models_dir = (models_dir or default_dir("models")).resolve()
     env = child_env(base_env, keep_tuning=True, **(extra_env or {}))
@@ -77,6 +90,9 @@ def plan_cluster(*, data_dir: Path, base_port: int = 8080, nats_port: int = 4222
                                                   for i in range(gateways)))
     gateway_specs = tuple(
         _service("sie_gateway", f"gateway-{i}", base_port + 1 + i,
-                 dict(gateway_env, POD_NAME=f"gateway-{i}"))
+                 dict(gateway_env, POD_NAME=f"gateway-{i}",
+                      **({"SIE_GATEWAY_INFERENCE_PORT": str(inference_ports[i])}
+                         if inference_ports else {})))
         for i in range(gateways))
-    return ClusterPlan(nats, config, gateway_specs, tuple(workers), data_dir)
+    return ClusterPlan(nats, config, gateway_specs, tuple(workers), data_dir,
+                       tuple(inference_ports))

@@ -117,10 +117,9 @@ def _inference_error(exc: InferenceError, headers: dict[str, str] | None = None)
     return _detail_answer(exc.status, exc.detail(), {**extra, **(headers or {})})
 
 
-def body_too_large() -> Answer:
+def body_too_large(limit: int = encode_api.MAX_BODY_BYTES) -> Answer:
     """413 for a body over the limit; the rest of it is never read, so the connection closes."""
-    answer = _inference_error(PayloadTooLarge(
-        f"request body exceeds {encode_api.MAX_BODY_BYTES} bytes"))
+    answer = _inference_error(PayloadTooLarge(f"request body exceeds {limit} bytes"))
     return Answer(answer.status, answer.body, answer.content_type,
                   answer.headers + (("Connection", "close"),))
 

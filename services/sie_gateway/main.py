@@ -16,7 +16,9 @@ Supervision tree:
 
 The mirror and the poller are the shared ones of `sie_actors.actors.mirror` (a worker runs the
 same, scoped to its bundle); the gateway's are scoped to every bundle and the full export.
-The HTTP server runs beside the tree and reads the mirror cell and worker views.
+The HTTP server runs beside the tree and reads the mirror cell and worker views; with
+SIE_GATEWAY_INFERENCE_PORT, a second, lean listener serves the encode route alone
+(`inference_port.py`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from sie_actors.nats.jetstream import WorkQueue
 
 from sie_gateway.encode import ENCODE_PREFIX, EncodeRoute, mount_encode
 from sie_gateway.fleet_feed import FleetWiring
+from sie_gateway import inference_port
 from sie_gateway.inbox import Inbox
 from sie_gateway.metrics import GatewayMetrics
 from sie_gateway.mirror import (GatewayMirrorMetrics, MirrorCell, MirrorState,
@@ -182,6 +185,12 @@ async def _run_tree(settings: GatewaySettings, shutdown: trio.Event, metrics: Ga
         async with trio.open_nursery() as http:
             urls = await http.start(partial(serve_app, app, settings.host, settings.port,
                                             shutdown))
+            if settings.inference_port is not None:
+                inference_url = await http.start(partial(
+                    inference_port.serve, encode.answer, metrics,
+                    inference_port.Limits(max_body=encode_api.MAX_BODY_BYTES), settings.host,
+                    settings.inference_port, shutdown))
+                log.info("sie-gateway serving POST /v1/encode/... also on %s", inference_url)
             log.info("sie-gateway serving on %s (sie-config: %s, NATS: %s, %d static workers)",
                      ", ".join(urls), settings.config_url or "-", settings.nats_url or "-",
                      len(settings.workers))

@@ -31,7 +31,8 @@ EXPECTED = {
     "pages": ["gateway CPU, 50 sessions, no page open", "gateway CPU, 50 sessions, 5 fleet",
               "cost of 5 open fleet pages", "fleet feed's own CPU", "all 50 workers switch"],
     "encode": ["cluster encode throughput", "cluster / in-process throughput",
-               "one-item request: end to end minus", "one-item request: the HTTP server's floor",
+               "one-item request through the inference port",
+               "one-item request through the main port", "one-item request: hypercorn's own floor",
                "model POSTed → first 200"],
 }
 # a difference of two noisy means: any finite number, negative included

@@ -56,7 +56,7 @@ def old_store(data: Path) -> None:
 
 
 def test_cluster_up_serves_and_stops_cleanly(tmp_path):
-    base, nats = free_port_block(20), free_port()
+    base, nats = free_port_block(110), free_port()   # the inference ports are BASE+101+i
     old_store(tmp_path / "data")
     proc = subprocess.Popen(
         [sys.executable, "-m", "sie_cluster", "up", "--data-dir", str(tmp_path / "data"),
@@ -82,8 +82,13 @@ def test_cluster_up_serves_and_stops_cleanly(tmp_path):
         assert "BAAI/bge-m3" in listed and "old/model" not in listed
         [moved] = (tmp_path / "data").glob("config-store.before-fresh-*")
         assert (moved / "models" / "old__model.yaml").exists()
-        # the banner's session is the README's: same example file, in a temporary directory
+        # each gateway's inference port serves the encode route (an unknown model: 404)
         text = "".join(lines)
+        assert f"(encodes also on http://127.0.0.1:{base + 102})" in text
+        r = httpx.post(f"http://127.0.0.1:{base + 101}/v1/encode/nobody/nothing",
+                       json={"items": [{"text": "x"}]})
+        assert r.status_code == 404 and "Unknown model" in r.json()["detail"]["message"]
+        # the banner's session is the README's: same example file, in a temporary directory
         assert ("cat > minilm.yaml <<'YAML'\n" + EXAMPLE_MODEL.read_text() + "YAML\n") in text
         # a second cluster on the same data dir (other ports) is refused in one line
         second = subprocess.run(

@@ -21,7 +21,7 @@ import yaml
 
 from sie_actors.inference import ndarray_msgpack
 from sie_actors.inference.weights import resolve_weights
-from sie_actors.procs import NatsServer, ServiceProcess, wait_until
+from sie_actors.procs import LOOPBACK, NatsServer, ServiceProcess, free_port, wait_until
 from tests.conftest import REPO, base_env
 from tests.integration.worker_support import metric, post_until_accepted
 
@@ -65,14 +65,17 @@ class Cluster:
         self.workers = [self.spawn("sie_worker", wenv, "/readyz",
                                    ["--bundle", "default", "--name", f"w{i}"])
                         for i in range(workers)]
+        inference_port = free_port()
         genv = {k: v for k, v in base_env(
             SIE_NATS_URL=self.nats.url, SIE_CONFIG_SERVICE_URL=self.config.url,
             SIE_GATEWAY_WORKERS=",".join(w.url for w in self.workers),
             # generous: the SIGKILL test redoes a killed worker's batch on a shared 2-core machine
-            SIE_GATEWAY_REQUEST_TIMEOUT_S="60").items()
+            SIE_GATEWAY_REQUEST_TIMEOUT_S="60",
+            SIE_GATEWAY_INFERENCE_PORT=str(inference_port)).items()
             if k not in ("SIE_BUNDLES_DIR", "SIE_MODELS_DIR")}
         self.gateway = self.spawn("sie_gateway", genv, "/readyz")
         self.gateway_env = genv
+        self.inference_url = f"http://{LOOPBACK}:{inference_port}"
 
     def spawn(self, module, env, ready, args=()):
         name = f"{module}-{len(self.procs)}"
@@ -210,34 +213,43 @@ def test_50_mb_body_is_413(cluster):
     assert r.status_code == 413, r.text[:300]
 
 
-def test_the_fast_door_and_quart_answer_alike(cluster):
+def test_every_door_of_the_encode_route_answers_alike(cluster):
     """A body with a Content-Length takes the framework-free door; a chunked one (no length)
-    goes through Quart. Same statuses, bodies and headers, successes and errors alike."""
-    url = f"{cluster.gateway.url}/v1/encode/"
+    goes through Quart; the inference port (SIE_GATEWAY_INFERENCE_PORT) is a third listener.
+    Same statuses, bodies and headers, successes and errors alike."""
+    urls = {"fast": f"{cluster.gateway.url}/v1/encode/",
+            "inference port": f"{cluster.inference_url}/v1/encode/"}
 
-    def both(path: str, body: bytes, *extra: tuple[str, str]):
+    def doors(path: str, body: bytes, *extra: tuple[str, str]):
         headers = [("Content-Type", "application/json"), *extra]
-        fast = httpx.post(url + path, content=body, headers=headers, timeout=60)
-        chunked = httpx.post(url + path, content=iter([body]), headers=headers, timeout=60)
-        assert "content-length" in fast.request.headers
-        assert chunked.request.headers.get("transfer-encoding") == "chunked"
-        assert fast.status_code == chunked.status_code, (path, fast.text, chunked.text)
-        assert fast.headers["content-type"] == chunked.headers["content-type"]
-        assert ({k for k in fast.headers if k.startswith("x-")}
-                == {k for k in chunked.headers if k.startswith("x-")})
-        return fast, chunked
+        got = {name: httpx.post(url + path, content=body, headers=headers, timeout=60)
+               for name, url in urls.items()}
+        got["chunked"] = httpx.post(urls["fast"] + path, content=iter([body]), headers=headers,
+                                    timeout=60)
+        assert "content-length" in got["fast"].request.headers
+        assert got["chunked"].request.headers.get("transfer-encoding") == "chunked"
+        first = got["fast"]
+        for name, r in got.items():
+            assert r.status_code == first.status_code, (path, name, r.text, first.text)
+            assert r.headers["content-type"] == first.headers["content-type"], name
+            assert ({k for k in r.headers if k.startswith("x-")}
+                    == {k for k in first.headers if k.startswith("x-")}), name
+        return got
 
-    fast, chunked = both("acme/minilm-support", b'{"items": [{"text": "same door"}]}')
-    assert fast.status_code == 200, fast.text
-    assert (fast.json()["items"][0]["dense"]["values"]
-            == chunked.json()["items"][0]["dense"]["values"])
+    got = doors("acme/minilm-support", b'{"items": [{"text": "same door"}]}')
+    assert got["fast"].status_code == 200, got["fast"].text
+    vectors = {name: r.json()["items"][0]["dense"]["values"] for name, r in got.items()}
+    assert vectors["fast"] == vectors["chunked"] == vectors["inference port"]
     for path, body, extra, status in [
             ("nobody/nothing", b'{"items": [{"text": "x"}]}', (), 404),
             ("acme/minilm-support", b'{"items": []}', (), 400),
+            ("acme/minilm-support", b'not json', (), 400),
             ("acme/minilm-support", b'{"items": [{"text": "x"}]}',
              (("Authorization", "Bearer a"), ("Authorization", "Bearer b")), 400)]:
-        fast, chunked = both(path, body, *extra)
-        assert fast.status_code == status and fast.json() == chunked.json(), fast.text
+        got = doors(path, body, *extra)
+        answers = {name: r.json() for name, r in got.items()}
+        assert got["fast"].status_code == status, got["fast"].text
+        assert answers["fast"] == answers["chunked"] == answers["inference port"], answers
 
 
 def test_unknown_model_404_and_bundle_conflict_409(cluster):
@@ -294,8 +306,9 @@ def test_concurrent_requests_get_their_own_vectors(cluster):
 
 
 def test_no_result_within_the_timeout_is_503_model_loading(cluster):
-    impatient = cluster.spawn("sie_gateway", dict(cluster.gateway_env,
-                                                  SIE_GATEWAY_REQUEST_TIMEOUT_S="1.5"), "/readyz")
+    impatient = cluster.spawn("sie_gateway", dict(
+        cluster.gateway_env, SIE_GATEWAY_REQUEST_TIMEOUT_S="1.5",
+        SIE_GATEWAY_INFERENCE_PORT=str(free_port())), "/readyz")
     try:
         wait_until(lambda: cluster.encode("acme/minilm-support", {"items": [{"text": "x"}]},
                                           gateway=impatient).status_code == 200, 30,

@@ -60,10 +60,12 @@ def test_busy_port_names_the_process_holding_it_and_the_flag():
 
 
 def test_every_cluster_port_says_which_flag_moves_it(tmp_path):
-    plan = plan_cluster(data_dir=tmp_path, base_port=41000, nats_port=41999)
-    flags = {name: flag for name, _, flag in cluster_ports(plan)}
-    assert flags.pop("nats") == "--nats-port"
-    assert set(flags.values()) == {"--base-port"}
+    plan = plan_cluster(data_dir=tmp_path, base_port=41000, nats_port=41999,
+                        inference_ports=[41101, 41102])
+    ports = {name: (port, flag) for name, port, flag in cluster_ports(plan)}
+    assert ports.pop("nats") == (41999, "--nats-port")
+    assert ports.pop("gateway-1's inference port") == (41102, "--base-port")
+    assert {flag for _, flag in ports.values()} == {"--base-port"}
 
 
 def test_up_help_describes_every_option():
