@@ -108,6 +108,11 @@ class WorkConsumer:
         unsettled = {id(d): d for _, d in items}
         self.metrics.inflight_items.inc(len(items))
         try:
+            if fast is not None and fast.started.computed:
+                # computed already (one item, on the loop's thread): no progress acks to keep
+                # sending, so no task for them, and less work for trio while the reply travels
+                await self._serve_model(consumer, fast.model_id, items, unsettled, fast)
+                return
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._progress, consumer, unsettled)
                 by_model: dict[str, list[tuple[WorkItem, Delivery]]] = {}

@@ -90,6 +90,11 @@ class StartedBatch:
     job: Job | None = None
     error: InferenceError | None = None
 
+    @property
+    def computed(self) -> bool:
+        """The host has its vectors already (the thread that started it computed it)."""
+        return self.job is not None and self.job.result is not None
+
 
 def start_batch(host: ModelHost, batch: list[WorkItem], worker_id: str, *,
                 clock: Callable[[], float] = time.time,
