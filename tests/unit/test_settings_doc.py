@@ -7,7 +7,7 @@ import pytest
 import trio
 
 from sie_actors.runtime.supervisor import ChildSpec, Supervisor
-from sie_actors.settings import count, declared, positive_float
+from sie_actors.settings import count, declared, port_number, positive_float
 from sie_actors.settings_doc import DOC, TABLES, main, rewrite, settings_of
 from sie_config.settings import ConfigSettings
 from sie_gateway.metrics import GatewayMetrics
@@ -69,6 +69,13 @@ def test_parse_errors_name_the_variable():
     with pytest.raises(SystemExit, match=r"^SIE_X must not be negative, got '-1'$"):
         count("-1", "SIE_X")
     assert count(" 0 ", "SIE_X") == 0
+    for bad in ("0", "65536", "http"):
+        with pytest.raises(SystemExit, match=r"^SIE_X must be "):
+            port_number(bad, "SIE_X")
+    assert port_number("8181", "SIE_X") == 8181
+    assert GatewaySettings.from_env({}).inference_port is None
+    assert GatewaySettings.from_env(
+        {"SIE_GATEWAY_INFERENCE_PORT": "8181"}).inference_port == 8181
 
 
 def test_gateway_reads_lists_fallbacks_and_flags():
