@@ -105,7 +105,7 @@ def _payload(result: wire.WorkResult) -> dict[str, Any]:
             "error_code": "inference_error"}
 
 
-def _detail_answer(status: int, detail: Any, headers: dict[str, str] | None = None) -> Answer:
+def detail_answer(status: int, detail: Any, headers: dict[str, str] | None = None) -> Answer:
     return Answer(status, orjson.dumps({"detail": detail}), encode_api.JSON,
                   tuple((headers or {}).items()))
 
@@ -114,7 +114,7 @@ def _inference_error(exc: InferenceError, headers: dict[str, str] | None = None)
     extra = {"X-SIE-Error-Code": exc.code}
     if exc.retry_after is not None:
         extra["Retry-After"] = str(exc.retry_after)
-    return _detail_answer(exc.status, exc.detail(), {**extra, **(headers or {})})
+    return detail_answer(exc.status, exc.detail(), {**extra, **(headers or {})})
 
 
 def body_too_large(limit: int = encode_api.MAX_BODY_BYTES) -> Answer:
@@ -149,9 +149,9 @@ class EncodeRoute:
         try:
             check_read(self.tokens, single_authorization(headers.getlist("Authorization")))
         except AuthError as exc:
-            return _detail_answer(exc.status, exc.detail)
+            return detail_answer(exc.status, exc.detail)
         except DomainError as exc:               # several Authorization headers
-            return _detail_answer(exc.status, exc.detail())
+            return detail_answer(exc.status, exc.detail())
         content_type = headers.get("Content-Type")
         try:
             req = encode_api.parse_encode_request(body, content_type)
@@ -159,13 +159,13 @@ class EncodeRoute:
             return _inference_error(exc)
         work_queue = self.queue()
         if work_queue is None or not work_queue.link.connected:
-            return _detail_answer(503, {"error": "queue_unavailable", "message":
+            return detail_answer(503, {"error": "queue_unavailable", "message":
                                         "NATS JetStream is unavailable; the gateway is queue-only"})
         cell = self.cell
         try:
             route = pick_route(cell, spec, self.healthy(), headers.get("X-SIE-Pool"))
         except DomainError as exc:
-            return _detail_answer(exc.status, exc.detail())
+            return detail_answer(exc.status, exc.detail())
         except Provisioning as exc:
             return Answer(202, orjson.dumps({
                 "status": "provisioning", "bundle": exc.bundle,
@@ -182,7 +182,7 @@ class EncodeRoute:
             try:
                 await work_queue.publish(route.pool, messages)
             except QueueUnavailable as exc:
-                return _detail_answer(503, {"error": "queue_unavailable",
+                return detail_answer(503, {"error": "queue_unavailable",
                                             "message": f"Queue publish failed: {exc}"})
             with trio.move_on_after(self.timeout):
                 await pending.done.wait()
@@ -210,7 +210,7 @@ class EncodeRoute:
             answer_headers["X-SIE-Error-Code"] = outcome.code
             if outcome.retry_after is not None:
                 answer_headers["Retry-After"] = str(outcome.retry_after)
-            return _detail_answer(outcome.status, {
+            return detail_answer(outcome.status, {
                 "error": outcome.code, "message": failures[0].error or outcome.code,
                 "details": outcome.details}, answer_headers)
         payloads = [_payload(r) for r in results]

@@ -27,7 +27,6 @@ from typing import Awaitable, Callable
 from urllib.parse import unquote
 
 import h11
-import orjson
 import trio
 from werkzeug.datastructures import Headers
 
@@ -35,13 +34,14 @@ from sie_actors.http.app import internal_error_detail
 from sie_actors.http.fastpath import Answer
 from sie_actors.http.metrics import ServiceMetrics
 
-from sie_gateway.encode import body_too_large
+from sie_gateway.encode import body_too_large, detail_answer
 
 log = logging.getLogger("sie_gateway.inference_port")
 
 PREFIX = "/v1/encode/"
 RULE = "/v1/encode/<path:spec>"
 RECEIVE_SIZE = 65536
+CLOSE = {"Connection": "close"}
 # `handler(spec, headers, body)`: the whole answer to one encode request (`EncodeRoute.answer`).
 Handler = Callable[[str, Headers, bytes], Awaitable[Answer]]
 
@@ -57,10 +57,6 @@ class Limits:
 
 class _Close(Exception):
     """The connection is over (closed by the peer, timed out, or answered with a close)."""
-
-
-def _json(status: int, detail: object, *extra: tuple[str, str]) -> Answer:
-    return Answer(status, orjson.dumps({"detail": detail}), "application/json", extra)
 
 
 async def serve(handler: Handler, metrics: ServiceMetrics, limits: Limits, host: str, port: int,
@@ -110,8 +106,7 @@ async def _one_request(conn: h11.Connection, stream: trio.SocketStream, handler:
         with trio.move_on_after(limits.read_s) as reading:
             ready = await _read(conn, stream, request, limits)
         if reading.cancelled_caught:
-            answer = _json(408, "the request did not arrive whole in time",
-                           ("Connection", "close"))
+            answer = detail_answer(408, "the request did not arrive whole in time", CLOSE)
         elif isinstance(ready, Answer):
             answer = ready
         else:
@@ -121,11 +116,11 @@ async def _one_request(conn: h11.Connection, stream: trio.SocketStream, handler:
                 answer = await handler(spec, headers, body)
             except Exception as exc:  # the same safety net as hypercorn's port: a JSON 500
                 log.exception("unhandled error on POST %s", path)
-                answer = _json(500, internal_error_detail(exc))
+                answer = detail_answer(500, internal_error_detail(exc))
     except h11.RemoteProtocolError as exc:
         if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             raise _Close() from None
-        answer = _json(exc.error_status_hint, f"bad request: {exc}", ("Connection", "close"))
+        answer = detail_answer(exc.error_status_hint, f"bad request: {exc}", CLOSE)
     await _send(conn, stream, answer)
     metrics.observe_request(method, rule, path, answer.status,
                             None if started is None else time.perf_counter() - started)
@@ -139,11 +134,10 @@ async def _read(conn: h11.Connection, stream: trio.SocketStream, request: h11.Re
     path = unquote(request.target.partition(b"?")[0].decode("ascii"))
     spec = path[len(PREFIX):] if path.startswith(PREFIX) else ""
     if not spec or spec[0] == "/" or "//" in spec:
-        return _json(404, f"not found: this port serves only POST {PREFIX}{{model}}",
-                     ("Connection", "close"))
+        return detail_answer(404, f"not found: this port serves only POST {PREFIX}{{model}}",
+                             CLOSE)
     if request.method != b"POST":
-        return _json(405, "method not allowed: use POST", ("Allow", "POST"),
-                     ("Connection", "close"))
+        return detail_answer(405, "method not allowed: use POST", {"Allow": "POST", **CLOSE})
     headers = Headers([(k.decode("latin1"), v.decode("latin1")) for k, v in request.headers])
     length = headers.get("Content-Length")
     if length is not None and length.isdigit() and int(length) > limits.max_body:
