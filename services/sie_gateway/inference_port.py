@@ -121,9 +121,11 @@ async def _one_request(conn: h11.Connection, stream: trio.SocketStream, handler:
         if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             raise _Close() from None
         answer = detail_answer(exc.error_status_hint, f"bad request: {exc}", CLOSE)
-    await _send(conn, stream, answer)
-    metrics.observe_request(method, rule, path, answer.status,
-                            None if started is None else time.perf_counter() - started)
+    try:
+        await _send(conn, stream, answer)
+    finally:                          # the refusals that close the connection count too
+        metrics.observe_request(method, rule, path, answer.status,
+                                None if started is None else time.perf_counter() - started)
 
 
 async def _read(conn: h11.Connection, stream: trio.SocketStream, request: h11.Request,

@@ -141,7 +141,7 @@ async def test_the_path_is_percent_decoded_as_hypercorn_does(server):
 ])
 async def test_what_is_not_an_encode_request_is_refused_and_closed(server, request_bytes,
                                                                    status):
-    route, _, connect, _ = server
+    route, metrics, connect, _ = server
     peer = await connect()
     await peer.send(request_bytes)
     got, headers, body = await peer.response()
@@ -149,6 +149,10 @@ async def test_what_is_not_an_encode_request_is_refused_and_closed(server, reque
     assert "detail" in json.loads(body)
     assert await peer.closed()
     assert route.calls == []
+    assert metrics.registry.get_sample_value(
+        "sie_gateway_http_requests_total",
+        {"method": "OTHER" if status in (400, 431) else request_bytes.split(b" ")[0].decode(),
+         "path": "<unmatched>", "status": str(got)}) == 1
 
 
 async def test_a_body_over_the_limit_is_413_before_it_is_read(server):
