@@ -31,7 +31,7 @@ import trio
 from werkzeug.datastructures import Headers
 
 from sie_actors.http.app import internal_error_detail
-from sie_actors.http.fastpath import Answer
+from sie_actors.http.fastpath import Answer, headers_of, route_rest
 from sie_actors.http.metrics import ServiceMetrics
 
 from sie_gateway.encode import body_too_large, detail_answer
@@ -134,13 +134,13 @@ async def _read(conn: h11.Connection, stream: trio.SocketStream, request: h11.Re
     it without reading its body (the connection then closes)."""
     # the path as hypercorn gives it to an app: percent-decoded, query string apart
     path = unquote(request.target.partition(b"?")[0].decode("ascii"))
-    spec = path[len(PREFIX):] if path.startswith(PREFIX) else ""
-    if not spec or spec[0] == "/" or "//" in spec:
+    spec = route_rest(path, PREFIX)
+    if spec is None:
         return detail_answer(404, f"not found: this port serves only POST {PREFIX}{{model}}",
                              CLOSE)
     if request.method != b"POST":
         return detail_answer(405, "method not allowed: use POST", {"Allow": "POST", **CLOSE})
-    headers = Headers([(k.decode("latin1"), v.decode("latin1")) for k, v in request.headers])
+    headers = headers_of(request.headers)
     length = headers.get("Content-Length")
     if length is not None and length.isdigit() and int(length) > limits.max_body:
         return body_too_large(limits.max_body)

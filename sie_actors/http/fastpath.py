@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterable
 
 import orjson
 from werkzeug.datastructures import Headers
@@ -54,6 +54,20 @@ class Answer:
     body: bytes
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
+
+
+def route_rest(path: str, prefix: str) -> str | None:
+    """What follows `prefix` in `path`, when a route may take it: non-empty, not starting with
+    "/" and without an empty segment (werkzeug would redirect those); else None."""
+    if not path.startswith(prefix):
+        return None
+    rest = path[len(prefix):]
+    return rest if rest and rest[0] != "/" and "//" not in rest else None
+
+
+def headers_of(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+    """A request's raw header pairs as the `Headers` a route reads (latin-1, as HTTP has it)."""
+    return Headers([(k.decode("latin1"), v.decode("latin1")) for k, v in raw])
 
 
 # `handler(rest, headers, body)`: the answer to a POST, whatever it is.
@@ -89,10 +103,9 @@ class FastReads:
         if found is not None:
             return found[0], found[1], ""
         for prefix, rule, handler in self._prefixes:
-            if path.startswith(prefix):
-                rest = path[len(prefix):]
-                if rest and rest[0] != "/" and "//" not in rest:
-                    return rule, handler, rest
+            rest = route_rest(path, prefix)
+            if rest is not None:
+                return rule, handler, rest
         return None
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -133,8 +146,8 @@ class FastReads:
         started = time.perf_counter()
         path = scope["path"]
         for prefix, rule, handler, max_body in self._posts:
-            rest = path[len(prefix):] if path.startswith(prefix) else ""
-            if rest and rest[0] != "/" and "//" not in rest:
+            rest = route_rest(path, prefix)
+            if rest is not None:
                 break
         else:
             return await self.app(scope, receive, send)
@@ -156,8 +169,7 @@ class FastReads:
             body += message.get("body", b"")
             if not message.get("more_body", False):
                 break
-        headers = Headers([(k.decode("latin1"), v.decode("latin1"))
-                           for k, v in scope["headers"]])
+        headers = headers_of(scope["headers"])
         try:
             answer = await handler(rest, headers, bytes(body))
         except Exception as exc:  # the same safety net as the Quart app's: a JSON 500, logged
